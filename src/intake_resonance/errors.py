@@ -1,0 +1,125 @@
+"""One family of errors for everything that can go wrong with a beamtime.
+
+Every error names the file it is about and, where one is known, the run uid,
+stream, seq_num and field, so a message alone tells a user where to look.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BeamtimeError",
+    "BeamtimeNotFoundError",
+    "BeamtimeFormatError",
+    "BeamtimeDataError",
+    "BadJSONError",
+    "FramesMissingError",
+    "FrameIndexError",
+    "FrameMismatchError",
+    "StoreEscapeError",
+    "RunNotFoundError",
+]
+
+
+def _where(
+    path: str | Path | None,
+    *,
+    run: str | None = None,
+    stream: str | None = None,
+    seq_num: int | None = None,
+    field: str | None = None,
+) -> str:
+    parts = []
+    if path is not None:
+        parts.append(str(path))
+    for label, value in (("run", run), ("stream", stream), ("seq_num", seq_num), ("field", field)):
+        if value is not None:
+            parts.append(f"{label} {value}")
+    return ", ".join(parts)
+
+
+class BeamtimeError(Exception):
+    """Base class of every error intake-resonance raises about a beamtime.
+
+    Parameters
+    ----------
+    message : str
+        What was expected and what was found.
+    path : str or Path, optional
+        The ``.db`` file or ``.zarr`` store the error is about.
+    run, stream, seq_num, field : optional
+        Where inside the beamtime the problem is, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        path: str | Path | None = None,
+        *,
+        run: str | None = None,
+        stream: str | None = None,
+        seq_num: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.run = run
+        self.stream = stream
+        self.seq_num = seq_num
+        self.field = field
+        where = _where(path, run=run, stream=stream, seq_num=seq_num, field=field)
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def __str__(self) -> str:  # FileNotFoundError would otherwise print errno fields
+        return str(self.args[0]) if self.args else self.message
+
+    def __reduce__(self):  # keep keyword context across pickling (dask workers)
+        return (
+            _rebuild,
+            (type(self), self.message, self.path, self.run, self.stream, self.seq_num, self.field),
+        )
+
+
+def _rebuild(cls, message, path, run, stream, seq_num, field):  # noqa: ANN001, ANN202
+    return cls(message, path, run=run, stream=stream, seq_num=seq_num, field=field)
+
+
+class BeamtimeNotFoundError(BeamtimeError, FileNotFoundError):
+    """The beamtime file (or its Zarr store) does not exist."""
+
+
+class BeamtimeFormatError(BeamtimeError):
+    """The file is not a beamtime we can read: not SQLite, tables or columns
+    missing, or a schema version newer than this package knows."""
+
+
+class RunNotFoundError(BeamtimeError, KeyError):
+    """No run (or stream) matches the uid, prefix or position asked for."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return BeamtimeError.__str__(self)
+
+
+class BeamtimeDataError(BeamtimeError):
+    """The beamtime is readable but a row or frame in it is broken."""
+
+
+class BadJSONError(BeamtimeDataError):
+    """A JSON column (event data, descriptor, metadata) does not decode."""
+
+
+class FramesMissingError(BeamtimeDataError):
+    """The Zarr store, or an array in it, that a reference points to is absent."""
+
+
+class FrameIndexError(BeamtimeDataError, IndexError):
+    """An ``index_in_stack`` lies beyond the end of its Zarr array."""
+
+
+class FrameMismatchError(BeamtimeDataError):
+    """A stored frame's shape or dtype disagrees with its ``image_refs`` row."""
+
+
+class StoreEscapeError(BeamtimeDataError):
+    """A ``zarr_group`` points outside the beamtime's Zarr store."""

@@ -1,0 +1,280 @@
+"""The beamtime file format: read-only opening and the schema check.
+
+This is the only module that knows how a beamtime is laid out on disk: which
+tables and columns must exist, which schema versions we read, where the Zarr
+store lives and how a ``zarr_group`` maps to a path inside it. Nothing here
+ever writes: SQLite is opened through a ``file:`` URI with ``mode=ro`` and the
+Zarr store through a read-only ``LocalStore``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import (
+    BeamtimeFormatError,
+    BeamtimeNotFoundError,
+    FramesMissingError,
+    StoreEscapeError,
+)
+
+__all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path"]
+
+#: Newest schema version this package reads (``PRAGMA user_version``).
+SCHEMA_VERSION = 2
+
+#: Columns every readable beamtime has (schema 1); schema 2 adds
+#: ``image_refs.compression_codec``, which we never need.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "samples": ("id", "name", "formula", "serial", "tags", "beamline_pos", "extra"),
+    "runs": (
+        "uid",
+        "sample_id",
+        "plan_name",
+        "time_start",
+        "time_stop",
+        "exit_status",
+        "num_events",
+        "operator",
+        "metadata",
+    ),
+    "streams": ("uid", "run_uid", "name", "data_keys", "time_created"),
+    "events": ("uid", "stream_uid", "seq_num", "time", "data", "timestamps"),
+    "image_refs": (
+        "id",
+        "event_uid",
+        "field_name",
+        "zarr_group",
+        "index_in_stack",
+        "shape_x",
+        "shape_y",
+        "dtype",
+    ),
+}
+
+
+def zarr_path_for(db_path: str | Path) -> Path:
+    """Return the Zarr store that belongs to a beamtime database.
+
+    Parameters
+    ----------
+    db_path : str or Path
+        The beamtime's ``.db`` file.
+
+    Returns
+    -------
+    Path
+        ``db_path`` with its suffix replaced by ``.zarr``.
+    """
+    return Path(db_path).with_suffix(".zarr")
+
+
+def array_path(store: str | Path, zarr_group: str, **where: Any) -> Path:
+    """Map a ``zarr_group`` from ``image_refs`` to a directory inside the store.
+
+    The check happens before anything is opened: a group that is absolute,
+    has ``.``/``..`` or empty segments, or resolves (through links) to a place
+    outside the store is refused, even if something readable is there.
+
+    Parameters
+    ----------
+    store : str or Path
+        The beamtime's ``.zarr`` directory.
+    zarr_group : str
+        The array's path inside the store, e.g. ``runs/<uid>/detector_image``.
+    **where
+        ``run``, ``stream``, ``seq_num``, ``field`` for the error message.
+
+    Returns
+    -------
+    Path
+        The array's directory.
+
+    Raises
+    ------
+    StoreEscapeError
+        If the group leaves the store.
+    """
+    root = Path(store)
+    parts = PurePosixPath(zarr_group).parts if zarr_group else ()
+    bad = (
+        not zarr_group
+        or zarr_group.startswith("/")
+        or "\\" in zarr_group
+        or any(p in ("", ".", "..") for p in zarr_group.split("/"))
+    )
+    if not bad:
+        resolved_root = root.resolve()
+        target = resolved_root.joinpath(*parts).resolve()
+        bad = not target.is_relative_to(resolved_root) or target == resolved_root
+    if bad:
+        raise StoreEscapeError(
+            f"zarr_group {zarr_group!r} points outside the Zarr store {root}; refusing to read it",
+            root,
+            **where,
+        )
+    return root.joinpath(*parts)
+
+
+class Database:
+    """A read-only handle on a beamtime's SQLite database.
+
+    The connection opens lazily, is shared between threads behind a lock, and
+    is dropped when pickled, so a ``Database`` can travel to dask workers.
+    Every query fetches all its rows before returning: an unfinished cursor
+    would hold a read lock that can make the beamline's writer wait.
+
+    Parameters
+    ----------
+    path : str or Path
+        The beamtime's ``.db`` file.
+
+    Raises
+    ------
+    BeamtimeNotFoundError
+        If the file does not exist (nothing is created).
+    BeamtimeFormatError
+        If it is not SQLite, lacks a table or column, or has a schema newer
+        than :data:`SCHEMA_VERSION`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            what = "is a directory, not a beamtime .db file" if self.path.is_dir() else "does not exist"
+            raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+        self.schema_version = self._check_schema()
+
+    # -- connection -------------------------------------------------------
+    @property
+    def zarr_path(self) -> Path:
+        """Path: the ``.zarr`` store beside the database."""
+        return zarr_path_for(self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # as_uri() percent-quotes '#', '?', '%' and spaces; mode=ro never creates a file.
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            try:
+                conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10.0)
+                conn.execute("PRAGMA query_only = ON")
+            except sqlite3.Error as exc:
+                raise BeamtimeFormatError(f"cannot open as SQLite read-only: {exc}", self.path) from exc
+            self._conn = conn
+        return self._conn
+
+    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query and return all its rows.
+
+        Parameters
+        ----------
+        sql : str
+            A SELECT statement with ``?`` placeholders.
+        params : tuple
+            Values for the placeholders (never formatted into ``sql``).
+
+        Returns
+        -------
+        list of tuple
+        """
+        with self._lock:
+            conn = self._connect()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise BeamtimeFormatError(f"SQLite error while reading: {exc}", self.path) from exc
+
+    def close(self) -> None:
+        """Close the connection; the next query opens a new one."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "schema_version": self.schema_version}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self.schema_version = state["schema_version"]
+        self._conn = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r}, schema_version={self.schema_version})"
+
+    # -- schema -----------------------------------------------------------
+    def _check_schema(self) -> int:
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise BeamtimeNotFoundError(f"cannot read beamtime database: {exc}", self.path) from exc
+        if head != b"SQLite format 3\x00":
+            raise BeamtimeFormatError("not a SQLite database (bad file header)", self.path)
+        (version,) = self.query("PRAGMA user_version")[0]
+        if version > SCHEMA_VERSION:
+            raise BeamtimeFormatError(
+                f"schema version {version} is newer than the newest this reader knows "
+                f"({SCHEMA_VERSION}); upgrade intake-resonance",
+                self.path,
+            )
+        for table, columns in REQUIRED_COLUMNS.items():
+            found = {row[1] for row in self.query("SELECT * FROM pragma_table_info(?)", (table,))}
+            if not found:
+                raise BeamtimeFormatError(
+                    f"table {table!r} is missing; not a beamtime database (schema version {version})",
+                    self.path,
+                )
+            missing = [c for c in columns if c not in found]
+            if missing:
+                raise BeamtimeFormatError(
+                    f"table {table!r} lacks column(s) {', '.join(missing)}", self.path
+                )
+        # Version 0 means "never stamped": treated as 1 once the tables are there.
+        return max(version, 1)
+
+
+def open_zarr_array(store: str | Path, zarr_group: str, **where: Any):  # noqa: ANN201
+    """Open one array of the Zarr store read-only (Zarr format 2 or 3).
+
+    Parameters
+    ----------
+    store : str or Path
+        The beamtime's ``.zarr`` directory.
+    zarr_group : str
+        Path of the array inside the store.
+    **where
+        ``run``, ``stream``, ``seq_num``, ``field`` for error messages.
+
+    Returns
+    -------
+    zarr.Array
+
+    Raises
+    ------
+    StoreEscapeError, FramesMissingError
+    """
+    import zarr
+    from zarr.storage import LocalStore
+
+    root = Path(store)
+    array_path(root, zarr_group, **where)  # containment check before any read
+    if not root.is_dir():
+        raise FramesMissingError(f"Zarr store {root} does not exist", root, **where)
+    try:
+        return zarr.open_array(LocalStore(root, read_only=True), path=zarr_group, mode="r")
+    except (FileNotFoundError, KeyError) as exc:
+        raise FramesMissingError(f"array {zarr_group!r} is missing from the store", root, **where) from exc
+    except Exception as exc:  # zarr raises its own NodeNotFound/ContainsGroup errors
+        name = type(exc).__name__
+        if "NotFound" in name or "Contains" in name:
+            raise FramesMissingError(
+                f"array {zarr_group!r} is missing from the store ({name})", root, **where
+            ) from exc
+        raise FramesMissingError(f"cannot open array {zarr_group!r}: {name}: {exc}", root, **where) from exc

@@ -1,0 +1,214 @@
+"""FrameStack: a lazy, picklable ``(n, x, y)`` view over a field's Zarr frames.
+
+A stack holds only plain data (the store path and index arrays), so it can be
+pickled into a dask graph and opened again on a worker. Nothing is read until
+it is indexed; then each run of frames that sit next to each other in one Zarr
+array is read with a single Zarr call (Zarr decodes that call's chunks
+concurrently), and scattered frames with one ``oindex`` call per array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FrameIndexError, FrameMismatchError
+from .format import open_zarr_array
+from .records import FrameRefs
+
+__all__ = ["FrameStack"]
+
+
+class FrameStack:
+    """Lazy NumPy-like view of one image field's frames.
+
+    Parameters
+    ----------
+    store : str or Path
+        The beamtime's ``.zarr`` directory.
+    refs : FrameRefs
+        Per event, the array and index of its frame (or none).
+    db_path : str or Path, optional
+        The beamtime's ``.db``, named in error messages.
+    run, stream, field : str, optional
+        Named in error messages.
+
+    Notes
+    -----
+    ``shape`` is ``(n_events, shape_x, shape_y)``. When some event has no
+    frame its slot is filled with NaN, so ``dtype`` is then the frame dtype
+    promoted to a floating type; otherwise it is the stored dtype.
+    Supports integer (NumPy integers too), slice and integer-array keys on
+    the first axis, and a tuple of keys for all three axes (what dask passes).
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        refs: FrameRefs,
+        db_path: str | Path | None = None,
+        *,
+        run: str | None = None,
+        stream: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.store = Path(store)
+        self.refs = refs
+        self.db_path = None if db_path is None else Path(db_path)
+        self.run, self.stream, self.field = run, stream, field
+        self.frame_shape: tuple[int, int] = refs.frame_shape or (0, 0)
+        self.stored_dtype = np.dtype(refs.dtype or "float64")
+        self.masked = bool(np.any(refs.group < 0))
+        self.dtype = np.promote_types(self.stored_dtype, np.float32) if self.masked else self.stored_dtype
+        self.shape: tuple[int, int, int] = (len(refs), *self.frame_shape)
+        self._arrays: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- array protocol ---------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        """int: always 3."""
+        return 3
+
+    @property
+    def size(self) -> int:
+        """int: number of elements."""
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        """int: bytes the whole stack takes once read."""
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"<FrameStack {self.field!r} shape={self.shape} dtype={self.dtype} store={str(self.store)!r}>"
+
+    # -- pickling / dask tokens --------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_arrays"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __dask_tokenize__(self) -> tuple:
+        h = hashlib.sha1()
+        for arr in (self.refs.seq_num, self.refs.group, self.refs.index):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update("\0".join(self.refs.groups).encode())
+        return ("FrameStack", str(self.store.resolve()), h.hexdigest(), self.shape, str(self.dtype))
+
+    # -- reading ------------------------------------------------------------
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, tuple):
+            if len(key) == 0:
+                key = (slice(None),)
+            if len(key) > 3:
+                raise IndexError(f"too many indices for a 3-d FrameStack: {len(key)}")
+            first, rest = key[0], key[1:]
+        else:
+            first, rest = key, ()
+        if first is Ellipsis:
+            first = slice(None)
+        positions, scalar = self._positions(first)
+        frames = self._read(positions)
+        if rest:
+            frames = frames[(slice(None), *rest)]
+        return frames[0] if scalar else frames
+
+    def _positions(self, key: Any) -> tuple[np.ndarray, bool]:
+        n = self.shape[0]
+        if isinstance(key, (bool, np.bool_)):
+            raise TypeError("FrameStack indices must be integers, slices or integer arrays, not bool")
+        if isinstance(key, (int, np.integer)):
+            i = int(key)
+            if not -n <= i < n:
+                raise IndexError(f"frame index {i} out of range for {n} frames")
+            return np.array([i % n], np.int64), True
+        if isinstance(key, slice):
+            return np.arange(n, dtype=np.int64)[key], False
+        arr = np.asarray(key)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"FrameStack indices must be integers, slices or integer arrays, not {arr.dtype}")
+        arr = arr.astype(np.int64).ravel()
+        if arr.size and (arr.min() < -n or arr.max() >= n):
+            raise IndexError(f"frame indices out of range for {n} frames")
+        return arr % n if n else arr, False
+
+    def _array(self, g: int, seq_num: int) -> Any:
+        arr = self._arrays.get(g)
+        if arr is None:
+            where = {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
+            arr = open_zarr_array(self.store, self.refs.groups[g], **where)
+            if arr.ndim != 3 or tuple(arr.shape[1:]) != self.frame_shape:
+                raise FrameMismatchError(
+                    f"array {self.refs.groups[g]!r} has shape {arr.shape}, but image_refs say frames "
+                    f"are {self.frame_shape}",
+                    self.store,
+                    **where,
+                )
+            if arr.dtype != self.stored_dtype:
+                raise FrameMismatchError(
+                    f"array {self.refs.groups[g]!r} holds {arr.dtype}, but image_refs say {self.stored_dtype}",
+                    self.store,
+                    **where,
+                )
+            with self._lock:
+                self._arrays[g] = arr
+        return arr
+
+    def _read(self, positions: np.ndarray) -> np.ndarray:
+        out_shape = (len(positions), *self.frame_shape)
+        if self.masked:
+            out = np.full(out_shape, np.nan, dtype=self.dtype)
+        else:
+            out = np.empty(out_shape, dtype=self.dtype)
+        groups = self.refs.group[positions]
+        indices = self.refs.index[positions]
+        for g in np.unique(groups[groups >= 0]):
+            rows = np.flatnonzero(groups == g)
+            idx = indices[rows]
+            arr = self._array(int(g), int(self.refs.seq_num[positions[rows[0]]]))
+            bad = (idx < 0) | (idx >= arr.shape[0])
+            if bad.any():
+                k = rows[np.flatnonzero(bad)[0]]
+                raise FrameIndexError(
+                    f"index_in_stack {int(indices[k])} is beyond array {self.refs.groups[g]!r} "
+                    f"of {arr.shape[0]} frames",
+                    self.store,
+                    run=self.run,
+                    stream=self.stream,
+                    seq_num=int(self.refs.seq_num[positions[k]]),
+                    field=self.field,
+                )
+            self._read_group(arr, idx, rows, out)
+        return out
+
+    @staticmethod
+    def _read_group(arr: Any, idx: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+        # Split into maximal runs where both the source index and the output row
+        # step by +1: each run is one contiguous slice read.
+        breaks = np.flatnonzero((np.diff(idx) != 1) | (np.diff(rows) != 1)) + 1
+        starts = np.concatenate(([0], breaks))
+        stops = np.concatenate((breaks, [len(idx)]))
+        if len(starts) <= 2 or len(starts) * 4 < len(idx):
+            for a, b in zip(starts, stops):
+                out[rows[a] : rows[b - 1] + 1] = arr[int(idx[a]) : int(idx[b - 1]) + 1]
+        else:
+            # Many short runs: one oindex call lets Zarr fetch them concurrently.
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            out[rows] = np.asarray(arr.oindex[uniq])[inverse]

@@ -1,0 +1,444 @@
+"""SQL to plain values: runs, samples, streams, event columns and frame maps.
+
+Every function takes a :class:`~intake_resonance.format.Database` and returns
+plain Python / NumPy values; no other layer writes SQL. Criteria always travel
+as SQL parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import BadJSONError, FrameMismatchError
+from .format import Database
+
+__all__ = [
+    "MISSING",
+    "SampleRecord",
+    "RunRecord",
+    "StreamRecord",
+    "EventColumns",
+    "FrameRefs",
+    "RunQuery",
+    "list_runs",
+    "get_run",
+    "match_uids",
+    "get_sample",
+    "list_streams",
+    "stream_events",
+    "image_fields",
+    "frame_refs",
+    "decode_json",
+]
+
+
+class _Missing:
+    """Marks a field absent from an event (distinct from a JSON ``null``)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def decode_json(text: str | bytes | None, default: Any, db: Database, what: str, **where: Any) -> Any:
+    """Decode one JSON column value; NULL or empty gives ``default``.
+
+    Raises
+    ------
+    BadJSONError
+        Naming the file, ``what`` column and ``where`` it sits.
+    """
+    if text is None or text == "" or text == b"":
+        return default
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadJSONError(f"{what} is not valid JSON ({exc})", db.path, **where) from exc
+
+
+# ---------------------------------------------------------------------- samples
+@dataclass(frozen=True)
+class SampleRecord:
+    """One row of ``samples``, JSON columns decoded."""
+
+    id: int
+    name: str
+    formula: str | None
+    serial: str | None
+    tags: list[str]
+    beamline_pos: str | None
+    extra: dict[str, Any]
+
+
+_SAMPLE_SQL = "SELECT id, name, formula, serial, tags, beamline_pos, extra FROM samples WHERE id = ?"
+
+
+def get_sample(db: Database, sample_id: int | None) -> SampleRecord | None:
+    """Return the sample with this id, or None when there is none (or it was deleted)."""
+    if sample_id is None:
+        return None
+    rows = db.query(_SAMPLE_SQL, (sample_id,))
+    if not rows:
+        return None
+    sid, name, formula, serial, tags, pos, extra = rows[0]
+    where = {"field": f"samples.id={sid}"}
+    return SampleRecord(
+        id=sid,
+        name=name,
+        formula=formula,
+        serial=serial,
+        tags=list(decode_json(tags, [], db, "sample tags", **where) or []),
+        beamline_pos=pos,
+        extra=dict(decode_json(extra, {}, db, "sample extra", **where) or {}),
+    )
+
+
+# ------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs`` with its sample's name; metadata stays JSON text
+    until :meth:`metadata` is called, so listing many runs stays cheap."""
+
+    uid: str
+    plan_name: str
+    time_start: float
+    time_stop: float | None
+    exit_status: str | None
+    num_events: int
+    operator: str | None
+    metadata_json: str | None
+    sample_id: int | None
+    sample_name: str | None
+
+    def metadata(self, db: Database) -> dict[str, Any]:
+        """The decoded run metadata (an empty dict when NULL)."""
+        value = decode_json(self.metadata_json, {}, db, "run metadata", run=self.uid)
+        return value if isinstance(value, dict) else {"metadata": value}
+
+
+RUN_FIELDS = (
+    "uid",
+    "plan_name",
+    "time_start",
+    "time_stop",
+    "exit_status",
+    "num_events",
+    "operator",
+    "metadata_json",
+    "sample_id",
+    "sample_name",
+)
+
+_RUN_SELECT = (
+    "SELECT r.uid, r.plan_name, r.time_start, r.time_stop, r.exit_status, "
+    "COALESCE(r.num_events, 0), r.operator, r.metadata, r.sample_id, s.name "
+    "FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
+)
+
+
+@dataclass
+class RunQuery:
+    """Criteria narrowing the runs of a beamtime; each becomes a SQL parameter.
+
+    Attributes
+    ----------
+    plan_name, sample, exit_status, operator : str or None
+        Exact matches (``sample`` is the sample's name).
+    since, until : float or None
+        Bounds on ``time_start`` in epoch seconds (``since`` inclusive,
+        ``until`` exclusive).
+    metadata : dict
+        Exact matches on top-level keys of the run metadata JSON.
+    """
+
+    plan_name: tuple[str, ...] = ()
+    sample: tuple[str, ...] = ()
+    exit_status: tuple[str, ...] = ()
+    operator: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The WHERE clause (possibly empty) and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values in (
+            ("r.plan_name", self.plan_name),
+            ("s.name", self.sample),
+            ("r.exit_status", self.exit_status),
+            ("r.operator", self.operator),
+        ):
+            for value in values:  # several values of one criterion all apply (chained search)
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            clauses.append("r.time_start >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("r.time_start < ?")
+            params.append(self.until)
+        for key, value in self.metadata.items():
+            # The JSON path is a parameter too; quoting the key keeps dots in it literal.
+            clauses.append("json_extract(r.metadata, ?) IS ?")
+            params.append('$."' + str(key).replace('"', '""') + '"')
+            params.append(_sql_json_value(value))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _sql_json_value(value: Any) -> Any:
+    # json_extract returns booleans as 0/1 and objects/arrays as JSON text.
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def list_runs(db: Database, query: RunQuery | None = None) -> list[RunRecord]:
+    """All runs matching ``query``, oldest first (ties broken by uid)."""
+    where, params = (query or RunQuery()).where()
+    rows = db.query(_RUN_SELECT + where + " ORDER BY r.time_start, r.uid", params)
+    return [RunRecord(*row) for row in rows]
+
+
+def get_run(db: Database, uid: str) -> RunRecord | None:
+    """The run with exactly this uid, or None."""
+    rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
+    return RunRecord(*rows[0]) if rows else None
+
+
+def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list[str]:
+    """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
+    where, params = (query or RunQuery()).where()
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    clause = (" AND " if where else " WHERE ") + "r.uid LIKE ? ESCAPE '\\'"
+    rows = db.query(
+        "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
+        + where
+        + clause
+        + " ORDER BY r.uid LIMIT 50",
+        [*params, escaped + "%"],
+    )
+    return [r[0] for r in rows]
+
+
+# ---------------------------------------------------------------------- streams
+@dataclass(frozen=True)
+class StreamRecord:
+    """One row of ``streams``, descriptors decoded."""
+
+    uid: str
+    name: str
+    data_keys: dict[str, dict[str, Any]]
+    time_created: float
+
+
+def list_streams(db: Database, run_uid: str) -> list[StreamRecord]:
+    """The streams of a run in the order they were opened."""
+    rows = db.query(
+        "SELECT uid, name, data_keys, time_created FROM streams WHERE run_uid = ? "
+        "ORDER BY time_created, rowid",
+        (run_uid,),
+    )
+    out = []
+    for uid, name, data_keys, created in rows:
+        keys = decode_json(data_keys, {}, db, "stream data_keys", run=run_uid, stream=name)
+        if not isinstance(keys, dict):
+            raise BadJSONError(
+                f"stream data_keys must be a JSON object, found {type(keys).__name__}",
+                db.path,
+                run=run_uid,
+                stream=name,
+            )
+        keys = {k: (v if isinstance(v, dict) else {}) for k, v in keys.items()}
+        out.append(StreamRecord(uid, name, keys, created))
+    return out
+
+
+# ----------------------------------------------------------------------- events
+@dataclass
+class EventColumns:
+    """A stream's events as columns, in ``seq_num`` order.
+
+    Attributes
+    ----------
+    seq_num : ndarray of int64
+    time : ndarray of float64
+        Epoch seconds.
+    columns : dict of str to list
+        One list per field, in order of first appearance; an event that lacks
+        the field holds :data:`MISSING`, a JSON ``null`` holds ``None``.
+    """
+
+    seq_num: np.ndarray
+    time: np.ndarray
+    columns: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.seq_num)
+
+
+_EVENTS_SQL = (
+    "SELECT e.seq_num, e.time, e.data FROM events e JOIN streams s ON s.uid = e.stream_uid "
+    "WHERE s.run_uid = ? AND s.name = ? ORDER BY e.seq_num"
+)
+
+
+def stream_events(db: Database, run_uid: str, stream: str) -> EventColumns:
+    """Read and decode every event of one stream of a run.
+
+    The JSON of all rows is decoded in one ``orjson`` call over the joined
+    text instead of one call per row.
+
+    Raises
+    ------
+    BadJSONError
+        Naming the seq_num of the first event whose data does not decode or
+        is not a JSON object.
+    """
+    rows = db.query(_EVENTS_SQL, (run_uid, stream))
+    n = len(rows)
+    if n == 0:
+        return EventColumns(np.empty(0, np.int64), np.empty(0, np.float64), {})
+    seq, times, texts = zip(*rows)
+    try:
+        dicts = orjson.loads("[" + ",".join(texts) + "]")
+        ok = len(dicts) == n and all(type(d) is dict for d in dicts)
+    except (orjson.JSONDecodeError, TypeError):
+        ok = False
+    if not ok:
+        _raise_bad_event(db, run_uid, stream, seq, texts)
+    keys: dict[str, None] = {}
+    for layout in dict.fromkeys(tuple(d) for d in dicts):
+        keys.update(dict.fromkeys(layout))
+    columns = {k: [d.get(k, MISSING) for d in dicts] for k in keys}
+    return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
+
+
+def _raise_bad_event(db: Database, run_uid: str, stream: str, seq: tuple, texts: tuple) -> None:
+    for s, text in zip(seq, texts):
+        where = {"run": run_uid, "stream": stream, "seq_num": s}
+        if not isinstance(text, (str, bytes)):
+            raise BadJSONError(f"event data must be JSON text, found {type(text).__name__}", db.path, **where)
+        value = decode_json(text, None, db, "event data", **where)
+        if not isinstance(value, dict):
+            raise BadJSONError(
+                f"event data must be a JSON object, found {type(value).__name__}", db.path, **where
+            )
+    raise BadJSONError("event data does not decode", db.path, run=run_uid, stream=stream)
+
+
+# ----------------------------------------------------------------------- frames
+@dataclass
+class FrameRefs:
+    """Where the frames of one image field live, one entry per event.
+
+    Attributes
+    ----------
+    seq_num : ndarray of int64
+        The events, in ``seq_num`` order.
+    groups : tuple of str
+        Distinct ``zarr_group`` values.
+    group : ndarray of int64
+        Per event, a position in ``groups``, or -1 when the event has no frame.
+    index : ndarray of int64
+        Per event, ``index_in_stack`` (-1 when there is no frame).
+    frame_shape : tuple of int or None
+        ``(shape_x, shape_y)`` shared by all frames; None without frames.
+    dtype : str or None
+        NumPy dtype name shared by all frames; None without frames.
+    """
+
+    seq_num: np.ndarray
+    groups: tuple[str, ...]
+    group: np.ndarray
+    index: np.ndarray
+    frame_shape: tuple[int, int] | None
+    dtype: str | None
+
+    def __len__(self) -> int:
+        return len(self.seq_num)
+
+
+def image_fields(db: Database, run_uid: str, stream: str | None = None) -> list[str]:
+    """Field names that have frames in ``image_refs`` for a run (or one stream)."""
+    sql = (
+        "SELECT DISTINCT ir.field_name FROM image_refs ir JOIN events e ON e.uid = ir.event_uid "
+        "JOIN streams s ON s.uid = e.stream_uid WHERE s.run_uid = ?"
+    )
+    params: list[Any] = [run_uid]
+    if stream is not None:
+        sql += " AND s.name = ?"
+        params.append(stream)
+    return sorted(r[0] for r in db.query(sql, params))
+
+
+def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None = None) -> FrameRefs:
+    """The frame map of one image field.
+
+    With ``stream`` every event of that stream has an entry (``-1`` where it
+    has no frame); without it, only events that have a frame, across all the
+    run's streams (the beamline reader's ``images()``), in ``seq_num`` order.
+
+    Raises
+    ------
+    FrameMismatchError
+        If an event has two frames for the field, or the rows disagree on
+        frame shape or dtype.
+    """
+    join = "LEFT JOIN" if stream is not None else "JOIN"
+    sql = (
+        "SELECT e.seq_num, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype "
+        f"FROM events e JOIN streams s ON s.uid = e.stream_uid {join} image_refs ir "
+        "ON ir.event_uid = e.uid AND ir.field_name = ? WHERE s.run_uid = ?"
+    )
+    params: list[Any] = [field_name, run_uid]
+    if stream is not None:
+        sql += " AND s.name = ?"
+        params.append(stream)
+    rows = db.query(sql + " ORDER BY e.seq_num, ir.id", params)
+    where = {"run": run_uid, "stream": stream, "field": field_name}
+    n = len(rows)
+    seq = np.fromiter((r[0] for r in rows), np.int64, n)
+    if n > 1 and np.any(seq[1:] == seq[:-1]):
+        dup = int(seq[1:][seq[1:] == seq[:-1]][0])
+        raise FrameMismatchError(
+            "event has more than one frame for this field", db.path, **{**where, "seq_num": dup}
+        )
+    group_ids: dict[str, int] = {}
+    group = np.fromiter(
+        (-1 if r[1] is None else group_ids.setdefault(r[1], len(group_ids)) for r in rows), np.int64, n
+    )
+    index = np.fromiter((-1 if r[2] is None else r[2] for r in rows), np.int64, n)
+    layouts = {(r[3], r[4], r[5]) for r in rows if r[1] is not None}
+    if len(layouts) > 1:
+        raise FrameMismatchError(
+            f"image_refs disagree on frame shape/dtype: {sorted(layouts, key=str)}", db.path, **where
+        )
+    if layouts:
+        sx, sy, dtype = layouts.pop()
+        try:
+            np.dtype(dtype)
+        except TypeError as exc:
+            raise FrameMismatchError(f"image_refs dtype {dtype!r} is not a NumPy dtype", db.path, **where) from exc
+        frame_shape: tuple[int, int] | None = (int(sx), int(sy))
+    else:
+        frame_shape, dtype = None, None
+    return FrameRefs(seq, tuple(group_ids), group, index, frame_shape, dtype)

@@ -1,0 +1,16 @@
+import numpy as np
+
+from intake_resonance import records
+from intake_resonance.format import Database
+from intake_resonance.frames import FrameStack
+
+
+def test_round_trip_scalars_and_frames(beamtime):
+    db = Database(beamtime.path)
+    runs = records.list_runs(db)
+    assert [r.uid for r in runs] == [beamtime.uids["nexafs"], beamtime.uids["rsoxs"]]
+    ev = records.stream_events(db, beamtime.uids["nexafs"], "primary")
+    assert ev.columns["energy_position"] == [e["energy_position"] for e in beamtime.events["nexafs"]]
+    uid = beamtime.uids["rsoxs"]
+    fs = FrameStack(db.zarr_path, records.frame_refs(db, uid, "detector_image", "primary"))
+    np.testing.assert_array_equal(fs[:], beamtime.frames["rsoxs"])
