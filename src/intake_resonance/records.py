@@ -7,13 +7,14 @@ as SQL parameters.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
-from .errors import BadJSONError, FrameMismatchError
+from .errors import BadJSONError, FrameMismatchError, RunNotFoundError
 from .format import Database
 
 __all__ = [
@@ -26,7 +27,10 @@ __all__ = [
     "RunQuery",
     "list_runs",
     "get_run",
+    "recent_runs",
+    "runs_by_sample",
     "match_uids",
+    "resolve_uid",
     "get_sample",
     "list_streams",
     "stream_events",
@@ -56,6 +60,15 @@ class _Missing:
 MISSING = _Missing()
 
 
+def _loads(text: str | bytes) -> Any:
+    # The beamline writes with ``json.dumps``, which spells NaN and infinite
+    # readings ``NaN``/``Infinity``: Python's decoder takes them, orjson does not.
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # a json.JSONDecodeError (ValueError) if truly broken
+
+
 def decode_json(text: str | bytes | None, default: Any, db: Database, what: str, **where: Any) -> Any:
     """Decode one JSON column value; NULL or empty gives ``default``.
 
@@ -67,8 +80,8 @@ def decode_json(text: str | bytes | None, default: Any, db: Database, what: str,
     if text is None or text == "" or text == b"":
         return default
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        return _loads(text)
+    except ValueError as exc:
         raise BadJSONError(f"{what} is not valid JSON ({exc})", db.path, **where) from exc
 
 
@@ -224,6 +237,52 @@ def get_run(db: Database, uid: str) -> RunRecord | None:
     return RunRecord(*rows[0]) if rows else None
 
 
+# Ties in time_start: the row inserted last counts as newest.
+_NEWEST_FIRST = " ORDER BY r.time_start DESC, r.rowid DESC"
+
+
+def recent_runs(db: Database, n: int) -> list[RunRecord]:
+    """The ``n`` runs that started last, newest first.
+
+    A negative ``n`` means no limit, as SQLite reads ``LIMIT``.
+    """
+    rows = db.query(_RUN_SELECT + _NEWEST_FIRST + " LIMIT ?", (n,))
+    return [RunRecord(*row) for row in rows]
+
+
+def runs_by_sample(db: Database, name: str) -> list[RunRecord]:
+    """Runs whose sample is named exactly ``name``, newest first."""
+    where, params = RunQuery(sample=(name,)).where()
+    rows = db.query(_RUN_SELECT + where + _NEWEST_FIRST, params)
+    return [RunRecord(*row) for row in rows]
+
+
+def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_prefix: int = 6) -> str:
+    """Turn a full uid or a unique uid prefix (``min_prefix`` characters or more) into a uid.
+
+    Raises
+    ------
+    RunNotFoundError
+        No run matches, the prefix is too short, or it is ambiguous (the
+        message lists the matches).
+    """
+    key = str(key).strip().lower()
+    if len(key) < min_prefix:
+        raise RunNotFoundError(
+            f"{key!r} is too short to identify a run: give the uid or at least {min_prefix} of its characters",
+            db.path,
+            run=key,
+        )
+    matches = match_uids(db, key, query)
+    if key in matches:
+        return key
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunNotFoundError("no run has this uid or uid prefix", db.path, run=key)
+    raise RunNotFoundError(f"uid prefix is ambiguous; it matches {', '.join(matches)}", db.path, run=key)
+
+
 def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list[str]:
     """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
     where, params = (query or RunQuery()).where()
@@ -301,11 +360,17 @@ _EVENTS_SQL = (
 )
 
 
-def stream_events(db: Database, run_uid: str, stream: str) -> EventColumns:
+def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MISSING) -> EventColumns:
     """Read and decode every event of one stream of a run.
 
     The JSON of all rows is decoded in one ``orjson`` call over the joined
     text instead of one call per row.
+
+    Parameters
+    ----------
+    missing : optional
+        What stands for a field an event lacks (default :data:`MISSING`;
+        pass ``None`` when absent and ``null`` mean the same to the caller).
 
     Raises
     ------
@@ -319,16 +384,16 @@ def stream_events(db: Database, run_uid: str, stream: str) -> EventColumns:
         return EventColumns(np.empty(0, np.int64), np.empty(0, np.float64), {})
     seq, times, texts = zip(*rows)
     try:
-        dicts = orjson.loads("[" + ",".join(texts) + "]")
+        dicts = _loads("[" + ",".join(texts) + "]")
         ok = len(dicts) == n and all(type(d) is dict for d in dicts)
-    except (orjson.JSONDecodeError, TypeError):
+    except (ValueError, TypeError):
         ok = False
     if not ok:
         _raise_bad_event(db, run_uid, stream, seq, texts)
     keys: dict[str, None] = {}
     for layout in dict.fromkeys(tuple(d) for d in dicts):
         keys.update(dict.fromkeys(layout))
-    columns = {k: [d.get(k, MISSING) for d in dicts] for k in keys}
+    columns = {k: [d.get(k, missing) for d in dicts] for k in keys}
     return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
 
 
