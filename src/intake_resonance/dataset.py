@@ -11,7 +11,7 @@ field and a JSON ``null`` are treated alike):
 - all integers -> int64; with gaps -> float64 with NaN;
 - any float (or ints and floats) -> float64, gaps NaN;
 - all booleans -> bool; with gaps -> float64 (1.0 / 0.0 / NaN);
-- strings -> str; with gaps -> object holding ``None`` in the gaps;
+- strings -> str; with gaps -> object (xarray shows the gaps as NaN);
 - equal-length lists -> a 2-D variable ``(time, <field>_dim_0)``;
 - anything else (mixed kinds, ragged lists) -> object, values as stored.
 

@@ -163,6 +163,7 @@ class BeamtimeWriter:
             self._conn.close()
             self._conn = None
             self._group = None
+        self._run, self._stream = None, None  # a run left open stays open in the file
 
     def __enter__(self) -> BeamtimeWriter:
         return self.open()
