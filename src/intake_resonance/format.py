@@ -147,6 +147,7 @@ class Database:
             what = "is a directory, not a beamtime .db file" if self.path.is_dir() else "does not exist"
             raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)
         self._conn: sqlite3.Connection | None = None
+        self._immutable = False
         self._lock = threading.RLock()
         self.schema_version = self._check_schema()
 
@@ -156,16 +157,51 @@ class Database:
         """Path: the ``.zarr`` store beside the database."""
         return zarr_path_for(self.path)
 
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def _is_wal_file(self) -> bool:
+        # Header bytes 18/19 (file format write/read version) are 2 in WAL mode.
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(20)
+        except OSError:
+            return False
+        return len(head) == 20 and head[18] == 2 and head[19] == 2
+
+    def _open(self, immutable: bool) -> sqlite3.Connection:
+        # as_uri() percent-quotes '#', '?', '%' and spaces; mode=ro never creates the .db.
+        uri = self.path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10.0)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            # Touch the schema now, so a file that cannot be read fails here.
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._immutable and self._wal_path.exists():
+            # A writer opened the WAL database since: leave the snapshot and read it live.
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
-            # as_uri() percent-quotes '#', '?', '%' and spaces; mode=ro never creates a file.
-            uri = self.path.resolve().as_uri() + "?mode=ro"
             try:
-                conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10.0)
-                conn.execute("PRAGMA query_only = ON")
+                try:
+                    conn, immutable = self._open(immutable=False), False
+                except sqlite3.OperationalError:
+                    # A WAL database in a folder we cannot write: SQLite cannot make
+                    # its -shm index. With no -wal file no writer has it open and
+                    # every commit is in the .db, so an immutable read is exact.
+                    if not self._is_wal_file() or self._wal_path.exists():
+                        raise
+                    conn, immutable = self._open(immutable=True), True
             except sqlite3.Error as exc:
                 raise BeamtimeFormatError(f"cannot open as SQLite read-only: {exc}", self.path) from exc
-            self._conn = conn
+            self._conn, self._immutable = conn, immutable
         return self._conn
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
@@ -203,6 +239,7 @@ class Database:
         self.path = state["path"]
         self.schema_version = state["schema_version"]
         self._conn = None
+        self._immutable = False
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:

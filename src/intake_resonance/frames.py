@@ -23,6 +23,26 @@ from .records import FrameRefs
 __all__ = ["FrameStack"]
 
 
+def _split_key(key: Any) -> tuple[Any, tuple[Any, ...]]:
+    """Split a key into its first-axis part and the rest, expanding ``...``
+    the way NumPy does for a 3-d array."""
+    key = key if isinstance(key, tuple) else (key,)
+    n_ellipsis = sum(k is Ellipsis for k in key)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if n_ellipsis:
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        fill = 3 - (len(key) - 1)
+        if fill < 0:
+            raise IndexError(f"too many indices for a 3-d FrameStack: {len(key) - 1}")
+        key = key[:i] + (slice(None),) * fill + key[i + 1 :]
+    if len(key) > 3:
+        raise IndexError(f"too many indices for a 3-d FrameStack: {len(key)}")
+    if not key:
+        return slice(None), ()
+    return key[0], key[1:]
+
+
 class FrameStack:
     """Lazy NumPy-like view of one image field's frames.
 
@@ -114,40 +134,43 @@ class FrameStack:
 
     # -- reading ------------------------------------------------------------
     def __getitem__(self, key: Any) -> np.ndarray:
-        if isinstance(key, tuple):
-            if len(key) == 0:
-                key = (slice(None),)
-            if len(key) > 3:
-                raise IndexError(f"too many indices for a 3-d FrameStack: {len(key)}")
-            first, rest = key[0], key[1:]
-        else:
-            first, rest = key, ()
-        if first is Ellipsis:
-            first = slice(None)
-        positions, scalar = self._positions(first)
-        frames = self._read(positions)
+        first, rest = _split_key(key)
+        positions, out_shape = self._positions(first)
+        frames = self._read(positions.ravel())
+        if out_shape is None:  # an integer picks one frame
+            frames = frames[0]
+        elif len(out_shape) != 1:  # an n-d integer array keeps its shape, as in NumPy
+            frames = frames.reshape(*out_shape, *self.frame_shape)
         if rest:
-            frames = frames[(slice(None), *rest)]
-        return frames[0] if scalar else frames
+            lead = () if out_shape is None else (slice(None),) * len(out_shape)
+            frames = frames[(*lead, *rest)]
+        return frames
 
-    def _positions(self, key: Any) -> tuple[np.ndarray, bool]:
+    def _positions(self, key: Any) -> tuple[np.ndarray, tuple[int, ...] | None]:
+        """Frame positions for a first-axis key, and the key's output shape
+        (None for a single integer, which drops the axis)."""
         n = self.shape[0]
         if isinstance(key, (bool, np.bool_)):
             raise TypeError("FrameStack indices must be integers, slices or integer arrays, not bool")
-        if isinstance(key, (int, np.integer)):
-            i = int(key)
-            if not -n <= i < n:
-                raise IndexError(f"frame index {i} out of range for {n} frames")
-            return np.array([i % n], np.int64), True
         if isinstance(key, slice):
-            return np.arange(n, dtype=np.int64)[key], False
+            pos = np.arange(n, dtype=np.int64)[key]
+            return pos, pos.shape
+        if key is None or isinstance(key, (str, bytes, float)):
+            raise TypeError(
+                f"FrameStack indices must be integers, slices or integer arrays, not {type(key).__name__}"
+            )
         arr = np.asarray(key)
+        if arr.size == 0 and arr.dtype.kind == "f" and not isinstance(key, np.ndarray):
+            arr = arr.astype(np.int64)  # a plain empty list selects nothing, as in NumPy
         if arr.dtype.kind not in "iu":
             raise TypeError(f"FrameStack indices must be integers, slices or integer arrays, not {arr.dtype}")
-        arr = arr.astype(np.int64).ravel()
+        arr = arr.astype(np.int64)
         if arr.size and (arr.min() < -n or arr.max() >= n):
-            raise IndexError(f"frame indices out of range for {n} frames")
-        return arr % n if n else arr, False
+            bad = int(arr[(arr < -n) | (arr >= n)].flat[0])
+            raise IndexError(f"frame index {bad} out of range for {n} frames")
+        pos = arr % n if n else arr
+        # A Python/NumPy integer or a 0-d integer array picks one frame.
+        return (pos.reshape(1), None) if arr.ndim == 0 else (pos, arr.shape)
 
     def _array(self, g: int, seq_num: int) -> Any:
         arr = self._arrays.get(g)

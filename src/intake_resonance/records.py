@@ -111,14 +111,25 @@ def get_sample(db: Database, sample_id: int | None) -> SampleRecord | None:
         return None
     sid, name, formula, serial, tags, pos, extra = rows[0]
     where = {"field": f"samples.id={sid}"}
+    tag_list = decode_json(tags, [], db, "sample tags", **where)
+    extra_dict = decode_json(extra, {}, db, "sample extra", **where)
+    # Other JSON types would be split or rejected by list()/dict(): name the row instead.
+    if tag_list is not None and not isinstance(tag_list, list):
+        raise BadJSONError(
+            f"sample tags must be a JSON list, found {type(tag_list).__name__}", db.path, **where
+        )
+    if extra_dict is not None and not isinstance(extra_dict, dict):
+        raise BadJSONError(
+            f"sample extra must be a JSON object, found {type(extra_dict).__name__}", db.path, **where
+        )
     return SampleRecord(
         id=sid,
         name=name,
         formula=formula,
         serial=serial,
-        tags=list(decode_json(tags, [], db, "sample tags", **where) or []),
+        tags=list(tag_list or []),
         beamline_pos=pos,
-        extra=dict(decode_json(extra, {}, db, "sample extra", **where) or {}),
+        extra=dict(extra_dict or {}),
     )
 
 
@@ -231,12 +242,6 @@ def list_runs(db: Database, query: RunQuery | None = None) -> list[RunRecord]:
     return [RunRecord(*row) for row in rows]
 
 
-def get_run(db: Database, uid: str) -> RunRecord | None:
-    """The run with exactly this uid, or None."""
-    rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
-    return RunRecord(*rows[0]) if rows else None
-
-
 # Ties in time_start: the row inserted last counts as newest.
 _NEWEST_FIRST = " ORDER BY r.time_start DESC, r.rowid DESC"
 
@@ -255,6 +260,12 @@ def runs_by_sample(db: Database, name: str) -> list[RunRecord]:
     where, params = RunQuery(sample=(name,)).where()
     rows = db.query(_RUN_SELECT + where + _NEWEST_FIRST, params)
     return [RunRecord(*row) for row in rows]
+
+
+def get_run(db: Database, uid: str) -> RunRecord | None:
+    """The run with exactly this uid, or None."""
+    rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
+    return RunRecord(*rows[0]) if rows else None
 
 
 def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_prefix: int = 6) -> str:
@@ -384,7 +395,7 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         return EventColumns(np.empty(0, np.int64), np.empty(0, np.float64), {})
     seq, times, texts = zip(*rows)
     try:
-        dicts = _loads("[" + ",".join(texts) + "]")
+        dicts = _loads("[" + _join(texts) + "]")
         ok = len(dicts) == n and all(type(d) is dict for d in dicts)
     except (ValueError, TypeError):
         ok = False
@@ -395,6 +406,13 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         keys.update(dict.fromkeys(layout))
     columns = {k: [d.get(k, missing) for d in dicts] for k in keys}
     return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
+
+
+def _join(texts: tuple) -> str:
+    try:
+        return ",".join(texts)
+    except TypeError:  # hand-made files can hold JSON as BLOBs (bytes)
+        return ",".join(t.decode() if isinstance(t, bytes) else t for t in texts)
 
 
 def _raise_bad_event(db: Database, run_uid: str, stream: str, seq: tuple, texts: tuple) -> None:
