@@ -25,6 +25,9 @@ __all__ = [
     "EventColumns",
     "FrameRefs",
     "RunQuery",
+    "epoch_seconds",
+    "list_uids",
+    "runs_table",
     "list_runs",
     "get_run",
     "recent_runs",
@@ -176,54 +179,116 @@ _RUN_SELECT = (
 )
 
 
-@dataclass
-class RunQuery:
-    """Criteria narrowing the runs of a beamtime; each becomes a SQL parameter.
+_EXACT = {"plan_name": "r.plan_name", "sample": "s.name", "exit_status": "r.exit_status", "operator": "r.operator"}
 
-    Attributes
-    ----------
-    plan_name, sample, exit_status, operator : str or None
-        Exact matches (``sample`` is the sample's name).
-    since, until : float or None
-        Bounds on ``time_start`` in epoch seconds (``since`` inclusive,
-        ``until`` exclusive).
-    metadata : dict
-        Exact matches on top-level keys of the run metadata JSON.
+
+def epoch_seconds(value: Any) -> float:
+    """A time given as epoch seconds, ``datetime``, ``numpy.datetime64`` or ISO 8601 text -> epoch seconds.
+
+    Times without a time zone are taken as UTC (as the Datasets' ``time``).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot read {value!r} as a time (use ISO 8601, e.g. '2026-03-05T09:00')") from exc
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.timestamp()
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Criteria narrowing the runs of a beamtime; every value becomes a SQL parameter.
+
+    Built with :meth:`narrow`; each call adds criteria that all must hold, so
+    chained searches narrow further.
+
+    Criteria
+    --------
+    plan_name, sample, exit_status, operator
+        Exact match (``sample`` is the sample's name); a list matches any of
+        its values; ``None`` matches NULL (e.g. ``exit_status=None``: runs
+        still open).
+    since, until
+        Bounds on ``time_start`` (``since`` inclusive, ``until`` exclusive),
+        as accepted by :func:`epoch_seconds`.
+    text
+        Substring of the uid, plan, sample name, operator or metadata text.
+    metadata
+        A dict of exact matches on top-level keys of the run metadata.
     """
 
-    plan_name: tuple[str, ...] = ()
-    sample: tuple[str, ...] = ()
-    exit_status: tuple[str, ...] = ()
-    operator: tuple[str, ...] = ()
-    since: float | None = None
-    until: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    criteria: tuple[tuple[str, Any], ...] = ()
+
+    def narrow(self, metadata: dict[str, Any] | None = None, **criteria: Any) -> RunQuery:
+        """A new query with these criteria added; unknown names are metadata keys."""
+        items = list(self.criteria)
+        for key, value in criteria.items():
+            if key in ("since", "until"):
+                items.append((key, epoch_seconds(value)))
+            elif key in _EXACT or key == "text":
+                items.append((key, tuple(value) if isinstance(value, (list, tuple, set)) else value))
+            else:
+                items.append((f"metadata.{key}", value))
+        for key, value in (metadata or {}).items():
+            items.append((f"metadata.{key}", value))
+        return RunQuery(tuple(items))
+
+    def as_dict_list(self) -> list[dict[str, Any]]:
+        """The criteria as plain dicts (for catalog arguments and YAML)."""
+        out = []
+        for key, value in self.criteria:
+            if key.startswith("metadata."):
+                out.append({"metadata": {key[len("metadata."):]: value}})
+            else:
+                out.append({key: list(value) if isinstance(value, tuple) else value})
+        return out
+
+    @classmethod
+    def from_dicts(cls, criteria: Any) -> RunQuery:
+        """Build from a dict or a list of dicts of criteria (see :meth:`narrow`)."""
+        query = cls()
+        for item in [criteria] if isinstance(criteria, dict) else list(criteria or []):
+            query = query.narrow(**item)
+        return query
 
     def where(self) -> tuple[str, list[Any]]:
         """The WHERE clause (possibly empty) and its parameters."""
         clauses: list[str] = []
         params: list[Any] = []
-        for column, values in (
-            ("r.plan_name", self.plan_name),
-            ("s.name", self.sample),
-            ("r.exit_status", self.exit_status),
-            ("r.operator", self.operator),
-        ):
-            for value in values:  # several values of one criterion all apply (chained search)
-                clauses.append(f"{column} = ?")
+        for key, value in self.criteria:
+            if key in _EXACT:
+                column = _EXACT[key]
+                values = value if isinstance(value, tuple) else (value,)
+                alts = [f"{column} IS NULL" if v is None else f"{column} = ?" for v in values]
+                params += [v for v in values if v is not None]
+                clauses.append("(" + " OR ".join(alts or ["0"]) + ")")
+            elif key == "since":
+                clauses.append("r.time_start >= ?")
                 params.append(value)
-        if self.since is not None:
-            clauses.append("r.time_start >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            clauses.append("r.time_start < ?")
-            params.append(self.until)
-        for key, value in self.metadata.items():
-            # The JSON path is a parameter too; quoting the key keeps dots in it literal.
-            clauses.append("json_extract(r.metadata, ?) IS ?")
-            params.append('$."' + str(key).replace('"', '""') + '"')
-            params.append(_sql_json_value(value))
+            elif key == "until":
+                clauses.append("r.time_start < ?")
+                params.append(value)
+            elif key == "text":
+                pattern = "%" + _like_escape(str(value)) + "%"
+                fields = ("r.uid", "r.plan_name", "s.name", "r.operator", "r.metadata")
+                clauses.append("(" + " OR ".join(f"{f} LIKE ? ESCAPE '\\'" for f in fields) + ")")
+                params += [pattern] * len(fields)
+            else:
+                # The JSON path is a parameter too; quoting the key keeps dots in it literal.
+                name = key[len("metadata."):]
+                clauses.append("json_extract(r.metadata, ?) IS ?")
+                params.append('$."' + name.replace('"', '""') + '"')
+                params.append(_sql_json_value(value))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _sql_json_value(value: Any) -> Any:
@@ -257,9 +322,37 @@ def recent_runs(db: Database, n: int) -> list[RunRecord]:
 
 def runs_by_sample(db: Database, name: str) -> list[RunRecord]:
     """Runs whose sample is named exactly ``name``, newest first."""
-    where, params = RunQuery(sample=(name,)).where()
-    rows = db.query(_RUN_SELECT + where + _NEWEST_FIRST, params)
+    rows = db.query(_RUN_SELECT + " WHERE s.name = ?" + _NEWEST_FIRST, (name,))
     return [RunRecord(*row) for row in rows]
+
+
+def list_uids(db: Database, query: RunQuery | None = None) -> list[str]:
+    """Uids of the runs matching ``query``, oldest first; one light query."""
+    where, params = (query or RunQuery()).where()
+    rows = db.query(
+        "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id" + where + " ORDER BY r.time_start, r.uid",
+        params,
+    )
+    return [r[0] for r in rows]
+
+
+def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[Any]]:
+    """Columns of the runs matching ``query`` (oldest first), from a single query.
+
+    Keys: uid, plan_name, sample, time_start, time_stop, exit_status,
+    num_events, operator (times in epoch seconds, NULL as None).
+    """
+    where, params = (query or RunQuery()).where()
+    rows = db.query(
+        "SELECT r.uid, r.plan_name, s.name, r.time_start, r.time_stop, r.exit_status, "
+        "COALESCE(r.num_events, 0), r.operator FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
+        + where
+        + " ORDER BY r.time_start, r.uid",
+        params,
+    )
+    names = ("uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator")
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    return {name: list(col) for name, col in zip(names, columns)}
 
 
 def get_run(db: Database, uid: str) -> RunRecord | None:
@@ -297,7 +390,7 @@ def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_pr
 def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list[str]:
     """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
     where, params = (query or RunQuery()).where()
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = _like_escape(prefix)
     clause = (" AND " if where else " WHERE ") + "r.uid LIKE ? ESCAPE '\\'"
     rows = db.query(
         "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
