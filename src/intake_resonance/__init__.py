@@ -1,7 +1,17 @@
-"""intake-resonance: ALS RSoXS beamtimes as intake catalogs and xarray Datasets."""
+"""intake-resonance: ALS RSoXS beamtimes as intake catalogs and xarray Datasets.
+
+Three ways in:
+
+- intake: ``intake.open_resonance_beamtime("bt.db")`` or a YAML catalog;
+- xarray: ``xr.open_dataset("bt.db", engine="resonance", group=uid)``;
+- the beamline's API: ``from intake_resonance import Catalog``.
+"""
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
+from .dataset import open_run_dataset, open_run_tree
 from .errors import (
     BadJSONError,
     BeamtimeDataError,
@@ -14,23 +24,35 @@ from .errors import (
     RunNotFoundError,
     StoreEscapeError,
 )
+from .facade import Catalog, LazyImageSequence, Run, RunSummary, SampleMetadata
 from .frames import FrameStack
+from .intake_drivers import BeamtimeCatalog, BeamtimesCatalog, RunSource
+from .stacking import stack_runs
 from .writer import BeamtimeWriter
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BadJSONError",
+    "BeamtimeCatalog",
     "BeamtimeDataError",
     "BeamtimeError",
     "BeamtimeFormatError",
     "BeamtimeNotFoundError",
     "BeamtimeWriter",
+    "BeamtimesCatalog",
+    "Catalog",
     "FrameIndexError",
     "FrameMismatchError",
     "FrameStack",
     "FramesMissingError",
+    "LazyImageSequence",
+    "Run",
     "RunNotFoundError",
+    "RunSource",
+    "RunSummary",
+    "SampleMetadata",
     "StoreEscapeError",
     "__version__",
+    "open_run_dataset",
+    "open_run_tree",
+    "stack_runs",
 ]

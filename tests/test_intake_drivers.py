@@ -1,0 +1,234 @@
+"""Intake drivers: YAML, ordering, lookup, search, tables, reload, folders and pickling."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+import textwrap
+
+import intake
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from conftest import T0, write_nexafs, write_rsoxs
+from intake_resonance.dataset import open_run_dataset
+from intake_resonance.errors import BeamtimeNotFoundError, RunNotFoundError
+from intake_resonance.intake_drivers import BeamtimeCatalog, BeamtimesCatalog, RunSource
+from intake_resonance.writer import BeamtimeWriter
+
+
+@pytest.fixture
+def five(tmp_path):
+    """Five runs with known plans, samples, operators and statuses."""
+    path = tmp_path / "data" / "bt.db"
+    uids = []
+    with BeamtimeWriter(path, seed=3) as w:
+        uids.append(write_nexafs(w, T0, sample="PS")[0])  # alice, success
+        uids.append(write_rsoxs(w, T0 + 3600, sample="P3HT")[0])  # bob
+        uids.append(write_nexafs(w, T0 + 86400, sample="PMMA")[0])
+        u = w.open_run("nexafs", sample="PS", time=T0 + 90000, operator="carol", metadata={"edge": "N", "n": 3})
+        w.open_stream("primary", {}, time=T0 + 90000)
+        w.write_event({"i0": 1.0}, time=T0 + 90001)
+        w.close_run("aborted", time=T0 + 90002)
+        uids.append(u)
+        uids.append(w.open_run("scan", sample=None, time=T0 + 95000, metadata={"edge": "C"}))
+        w.close()
+    return path, uids
+
+
+def test_open_via_intake_and_order(five):
+    path, uids = five
+    cat = intake.open_resonance_beamtime(str(path))
+    assert isinstance(cat, BeamtimeCatalog)
+    assert list(cat) == uids and len(cat) == 5
+    assert cat[-1].uid == uids[-1] and cat[0].uid == uids[0]
+    assert cat[np.int64(1)].uid == uids[1] and cat[np.int32(-2)].uid == uids[3]
+    assert cat[uids[2]].uid == uids[2]
+    with pytest.raises(IndexError, match="out of range"):
+        cat[5]
+    with pytest.raises(TypeError):
+        cat[True]
+
+
+def test_uid_prefixes(five, tmp_path):
+    path, uids = five
+    cat = BeamtimeCatalog(str(path))
+    assert cat[uids[1][:6]].uid == uids[1]
+    assert cat[uids[1][:6].upper()].uid == uids[1]
+    with pytest.raises(KeyError, match="no run"):
+        cat["ffffffffffff"]
+    with pytest.raises(KeyError, match="too short"):
+        cat[uids[1][:3]]
+    # an ambiguous prefix lists its matches
+    p2 = tmp_path / "amb.db"
+    with BeamtimeWriter(p2) as w:
+        for k, u in enumerate(["abcdef01" + "0" * 24, "abcdef02" + "0" * 24]):
+            w.open_run("scan", time=T0 + k, uid=u)
+            w.close_run(time=T0 + k + 1)
+    with pytest.raises(RunNotFoundError, match="ambiguous") as err:
+        BeamtimeCatalog(str(p2))["abcdef0"]
+    assert "abcdef01" in str(err.value) and "abcdef02" in str(err.value)
+
+
+def test_run_source_matches_engine(five):
+    path, uids = five
+    src = BeamtimeCatalog(str(path))[uids[1]]
+    assert isinstance(src, RunSource) and src.container == "xarray"
+    lazy = src.to_dask()
+    xr.testing.assert_identical(lazy, xr.open_dataset(path, engine="resonance", group=uids[1], chunks={}))
+    loaded = src.read()
+    assert not hasattr(loaded.detector_image.data, "dask")
+    np.testing.assert_array_equal(loaded.detector_image.values, lazy.detector_image.values)
+    meta = src.discover()["metadata"]
+    assert meta["plan_name"] == "rsoxs" and meta["dims"]["time"] == 5
+    assert src.describe()["args"]["uid"] == uids[1]
+    assert src.streams() == ["primary"]
+    other = RunSource(str(path), uids[0], stream="baseline")
+    assert other.read().beam_current.values.tolist() == [500.1]
+    assert set(RunSource(str(path), uids[0]).to_datatree().children) == {"baseline", "primary"}
+    assert RunSource(str(path), uids[1], chunks=2).to_dask().detector_image.data.chunks[0] == (2, 2, 1)
+
+
+def test_to_dataframe_values(five):
+    path, uids = five
+    df = BeamtimeCatalog(str(path)).to_dataframe()
+    assert list(df.columns) == [
+        "uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator"
+    ]
+    assert df.uid.tolist() == uids
+    assert df.plan_name.tolist() == ["nexafs", "rsoxs", "nexafs", "nexafs", "scan"]
+    assert df["sample"].tolist()[:4] == ["PS", "P3HT", "PMMA", "PS"] and pd.isna(df["sample"].iloc[4])
+    assert df.time_start.iloc[0] == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert pd.isna(df.time_stop.iloc[4]) and pd.isna(df.exit_status.iloc[4])
+    assert df.num_events.tolist() == [9, 5, 9, 1, 0]
+    assert df.operator.tolist()[:4] == ["alice", "bob", "alice", "carol"]
+
+
+def test_search_criteria_and_chains(five):
+    path, uids = five
+    cat = BeamtimeCatalog(str(path))
+    assert list(cat.search(plan_name="nexafs")) == [uids[0], uids[2], uids[3]]
+    assert list(cat.search(sample="PS")) == [uids[0], uids[3]]
+    assert list(cat.search(exit_status="aborted")) == [uids[3]]
+    assert list(cat.search(exit_status=None)) == [uids[4]]
+    assert list(cat.search(operator="bob")) == [uids[1]]
+    assert list(cat.search(since="2026-03-06")) == [uids[2], uids[3], uids[4]]
+    assert list(cat.search(until=pd.Timestamp(T0 + 3600, unit="s"))) == [uids[0]]
+    assert list(cat.search(edge="N")) == [uids[3]] and list(cat.search(n=3)) == [uids[3]]
+    assert list(cat.search(metadata={"edge": "C"})) == [uids[0], uids[1], uids[2], uids[4]]
+    assert list(cat.search(plan_name=["rsoxs", "scan"])) == [uids[1], uids[4]]
+    assert list(cat.search("carol")) == [uids[3]]
+    chained = cat.search(plan_name="nexafs").search(sample="PS").search(since=T0 + 1)
+    assert isinstance(chained, BeamtimeCatalog) and list(chained) == [uids[3]]
+    assert chained.to_dataframe().uid.tolist() == [uids[3]]
+    assert chained[-1].uid == uids[3]
+    with pytest.raises(KeyError):
+        chained[uids[1]]  # exists in the beamtime, not in this search
+    # an injection attempt is a value like any other: it matches nothing
+    for evil in ["x' OR '1'='1", "nexafs\"; DROP TABLE runs; --", "%", "_"]:
+        assert list(cat.search(plan_name=evil)) == []
+        assert list(cat.search(evil)) == []
+    assert len(cat) == 5
+
+
+def _write_late_run(path: str) -> None:
+    with BeamtimeWriter(path) as w:
+        w.open_run("late", time=T0 + 10**6)
+        w.open_stream("primary", {}, time=T0 + 10**6)
+        w.write_event({"x": 1}, time=T0 + 10**6 + 1)
+        w.close_run(time=T0 + 10**6 + 2)
+
+
+def test_reload_sees_runs_written_by_another_process(five):
+    path, uids = five
+    cat = BeamtimeCatalog(str(path), ttl=3600)
+    assert len(cat) == 5
+    proc = mp.get_context("spawn").Process(target=_write_late_run, args=(str(path),))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert len(cat) == 5  # ttl not passed, nothing re-read
+    cat.reload()
+    assert len(cat) == 6 and cat[-1].to_dask().attrs["plan_name"] == "late"
+    fresh = BeamtimeCatalog(str(path), ttl=0)
+    _write_late_run(str(path))
+    assert len(fresh) == 7  # ttl=0: every read is fresh
+
+
+def test_yaml_catalog_dir_and_parameters(five, tmp_path, monkeypatch):
+    path, uids = five
+    (tmp_path / "cat.yaml").write_text(textwrap.dedent("""
+        sources:
+          bt:
+            driver: resonance_beamtime
+            args:
+              path: "{{ CATALOG_DIR }}/data/bt.db"
+          nexafs_only:
+            driver: resonance_beamtime
+            args:
+              path: "{{ CATALOG_DIR }}/data/bt.db"
+              criteria: {plan_name: nexafs}
+          folder:
+            driver: resonance_beamtimes
+            parameters:
+              where: {description: folder, type: str, default: "env(TEST_RESONANCE_DIR)"}
+            args: {path: "{{ where }}"}
+          one:
+            driver: resonance_run
+            args: {path: "{{ CATALOG_DIR }}/data/bt.db", uid: "%s", stream: baseline}
+    """ % uids[0]))
+    monkeypatch.setenv("TEST_RESONANCE_DIR", str(path.parent))
+    cat = intake.open_catalog(str(tmp_path / "cat.yaml"))
+    assert list(cat.bt) == uids
+    assert list(cat.nexafs_only) == [uids[0], uids[2], uids[3]]
+    assert list(cat.folder) == ["bt"] and list(cat.folder.bt) == uids
+    assert list(cat.folder(where=str(tmp_path)) ) == []
+    assert cat.one.read().sam_x_position.values.tolist() == [1.25]
+
+
+def test_folder_catalog(tmp_path):
+    folder = tmp_path / "beamtimes"
+    with BeamtimeWriter(folder / "zeta.db") as w:
+        write_nexafs(w, T0)
+    with BeamtimeWriter(folder / "alpha.db") as w:
+        write_rsoxs(w, T0)
+    cat = intake.open_resonance_beamtimes(str(folder))
+    assert isinstance(cat, BeamtimesCatalog) and list(cat) == ["alpha", "zeta"]
+    assert cat.alpha[-1].to_dask().attrs["plan_name"] == "rsoxs"
+    with BeamtimeWriter(folder / "mid.db") as w:
+        write_nexafs(w, T0)
+    assert cat["mid"][0].to_dask().attrs["plan_name"] == "nexafs"  # found without an explicit reload
+    cat.reload()
+    assert list(cat) == ["alpha", "mid", "zeta"]
+    with pytest.raises(KeyError, match="no beamtime named 'nope'"):
+        cat["nope"]
+    with pytest.raises(BeamtimeNotFoundError):
+        BeamtimesCatalog(str(tmp_path / "missing"))
+    with pytest.raises(BeamtimeNotFoundError, match="RESONANCE_DATA"):
+        BeamtimesCatalog("")
+
+
+def test_pickling_sources_and_catalogs(five):
+    path, uids = five
+    cat = BeamtimeCatalog(str(path)).search(plan_name="rsoxs")
+    again = pickle.loads(pickle.dumps(cat))
+    assert list(again) == [uids[1]]
+    src = pickle.loads(pickle.dumps(cat[0]))
+    np.testing.assert_array_equal(
+        src.read().detector_image.values, open_run_dataset(path, uids[1]).detector_image.values
+    )
+
+
+def test_entries_are_lazy(tmp_path):
+    path = tmp_path / "many.db"
+    with BeamtimeWriter(path) as w:
+        for k in range(300):
+            w.open_run("scan", time=T0 + k)
+            w.close_run(time=T0 + k + 0.5)
+    cat = BeamtimeCatalog(str(path))
+    assert len(list(cat)) == 300
+    assert len(cat._entries._made) == 0
+    cat[-1]
+    assert len(cat._entries._made) == 1
