@@ -268,3 +268,26 @@ def test_reads_runs_and_scattered_frames(tmp_path: Path) -> None:
     stack = FrameStack(db.zarr_path, records.frame_refs(db, uid, "img", "primary"))
     for key in ([0, 5, 10, 15, 20, 25, 30, 35], list(range(3, 17)) + [20, 21], [39, 0, 39, 1, 2, 3], slice(None, None, 3)):
         np.testing.assert_array_equal(stack[key], frames[key])
+
+
+def test_big_endian_zarr2_array_matches_dtype_name(tmp_path: Path) -> None:
+    # image_refs records the dtype name: 'int32' also for a big-endian '>i4' array
+    import zarr
+
+    path = tmp_path / "bt.db"
+    frames = np.arange(2 * 3 * 2, dtype=">i4").reshape(2, 3, 2)
+    with BeamtimeWriter(path, zarr_format=2) as w:
+        uid = w.open_run("rsoxs", time=T0)
+        w.open_stream("primary", {}, time=T0)
+        group = zarr.open_group(str(w.zarr_path), mode="a", zarr_format=2)
+        arr = group.create_array(f"runs/{uid}/img", shape=(2, 3, 2), chunks=(1, 3, 2), dtype=">i4")
+        arr[:] = frames
+        for i in range(2):
+            ev = w.write_event({}, time=T0 + i)
+            w._insert_ref(ev, "img", f"runs/{uid}/img", i, (3, 2), frames.dtype.name)
+    db = Database(path)
+    refs = records.frame_refs(db, uid, "img", "primary")
+    assert refs.dtype == "int32"
+    got = FrameStack(db.zarr_path, refs)[:]
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, frames)

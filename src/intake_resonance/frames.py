@@ -62,8 +62,11 @@ class FrameStack:
     ``shape`` is ``(n_events, shape_x, shape_y)``. When some event has no
     frame its slot is filled with NaN, so ``dtype`` is then the frame dtype
     promoted to a floating type; otherwise it is the stored dtype.
-    Supports integer (NumPy integers too), slice and integer-array keys on
-    the first axis, and a tuple of keys for all three axes (what dask passes).
+    Keys follow NumPy: an integer (NumPy integers and 0-d arrays too), a
+    slice or an integer array (any shape, unsorted, repeated) on the first
+    axis, and a tuple of keys for all three axes with at most one ``...``
+    (what dask passes). Booleans, floats and strings raise ``TypeError``;
+    positions beyond the stack raise ``IndexError``.
     """
 
     def __init__(
@@ -184,7 +187,9 @@ class FrameStack:
                     self.store,
                     **where,
                 )
-            if arr.dtype != self.stored_dtype:
+            # image_refs holds a dtype *name* ('int32' for '<i4' and '>i4' alike):
+            # byte order is not part of it, and reads convert into native order.
+            if np.dtype(arr.dtype).newbyteorder("=") != self.stored_dtype.newbyteorder("="):
                 raise FrameMismatchError(
                     f"array {self.refs.groups[g]!r} holds {arr.dtype}, but image_refs say {self.stored_dtype}",
                     self.store,
