@@ -132,6 +132,14 @@ class Database:
     path : str or Path
         The beamtime's ``.db`` file.
 
+    Notes
+    -----
+    A WAL-mode database is read through SQLite's ``-shm`` index, which SQLite
+    creates beside the file when the folder is writable. In a folder we
+    cannot write, a WAL database without a ``-wal`` file (so no writer has it
+    open) is read as an immutable snapshot, and read live again as soon as a
+    ``-wal`` file appears.
+
     Raises
     ------
     BeamtimeNotFoundError
