@@ -1,0 +1,337 @@
+"""Check a whole beamtime and report every problem, instead of stopping at the first.
+
+Reads raise at the first broken row they meet; :func:`check` walks every run,
+stream, event and image reference and returns a list of :class:`Finding`
+(errors: a read will fail there; warnings: reads work but something is odd,
+e.g. a run that never closed or frames that belong to no run). Like every
+read it never writes: the database opens read-only and the Zarr store is only
+asked for array metadata (shape, dtype), never for pixels, so it stays fast on
+beamtimes with thousands of 4 MiB frames.
+
+This is the one module besides :mod:`.records` that runs its own SELECTs: it
+must see the raw rows, so that one bad row does not hide the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import records
+from .errors import BeamtimeError, _where
+from .format import Database, array_path, open_zarr_array
+
+__all__ = ["Finding", "check"]
+
+_STREAMS_SQL = "SELECT uid, name, data_keys FROM streams WHERE run_uid = ? ORDER BY time_created, rowid"
+_EVENTS_SQL = "SELECT seq_num, data FROM events WHERE stream_uid = ? ORDER BY seq_num"
+_REFS_SQL = (
+    "SELECT s.name, e.seq_num, ir.field_name, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype "
+    "FROM image_refs ir JOIN events e ON e.uid = ir.event_uid JOIN streams s ON s.uid = e.stream_uid "
+    "WHERE s.run_uid = ? ORDER BY e.seq_num, ir.id"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a beamtime.
+
+    Parameters
+    ----------
+    level : str
+        ``"error"`` (reading this part fails) or ``"warning"`` (reads work,
+        but the data is incomplete or odd).
+    message : str
+        What was expected and what was found.
+    path : str
+        The ``.db`` file or ``.zarr`` store the finding is about.
+    run, stream, seq_num, field : optional
+        Where inside the beamtime, when known.
+    """
+
+    level: str
+    message: str
+    path: str
+    run: str | None = None
+    stream: str | None = None
+    seq_num: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = _where(self.path, run=self.run, stream=self.stream, seq_num=self.seq_num, field=self.field)
+        return f"{self.level}: {where}: {' '.join(self.message.split())}"
+
+
+def _from_error(exc: BeamtimeError, level: str = "error", path: str | Path | None = None) -> Finding:
+    return Finding(
+        level,
+        exc.message,
+        exc.path if exc.path is not None else str(path),
+        run=exc.run,
+        stream=exc.stream,
+        seq_num=exc.seq_num,
+        field=exc.field,
+    )
+
+
+class _Checker:
+    """State of one :func:`check` call: findings, open arrays and referenced frames."""
+
+    def __init__(self, db: Database, frames: bool) -> None:
+        self.db = db
+        self.db_path = str(db.path)
+        self.store = db.zarr_path
+        self.frames = frames
+        self.findings: list[Finding] = []
+        self.arrays: dict[str, Any] = {}  # zarr_group -> zarr.Array, or None when it cannot be opened
+        self.referenced: dict[str, set[int]] = defaultdict(set)
+        self.n_refs = 0
+        self.runs_with_refs: set[str] = set()
+        self.open_runs: set[str] = set()
+
+    def add(self, level: str, message: str, path: str | Path | None = None, **where: Any) -> None:
+        self.findings.append(Finding(level, message, str(path or self.db_path), **where))
+
+    # -- runs ---------------------------------------------------------------
+    def run(self, rec: records.RunRecord) -> None:
+        uid = rec.uid
+        if rec.sample_id is not None and rec.sample_name is None:
+            self.add("warning", f"sample row {rec.sample_id} no longer exists; the run has no sample", run=uid)
+        elif rec.sample_id is not None:
+            try:
+                records.get_sample(self.db, rec.sample_id)
+            except BeamtimeError as exc:
+                self.findings.append(replace(_from_error(exc), run=uid))
+        try:
+            rec.metadata(self.db)
+        except BeamtimeError as exc:
+            self.findings.append(_from_error(exc))
+        if rec.time_stop is None:
+            self.open_runs.add(uid)
+            self.add(
+                "warning",
+                "run never closed (no time_stop): still being written, or the writer stopped; "
+                "num_events stays 0 and only committed events are readable",
+                run=uid,
+            )
+        n_events = sum(self.stream(uid, s_uid, name, keys) for s_uid, name, keys in self.db.query(_STREAMS_SQL, (uid,)))
+        if rec.time_stop is not None and rec.num_events != n_events:
+            self.add(
+                "warning",
+                f"num_events says {rec.num_events}, but {n_events} event(s) are committed",
+                run=uid,
+            )
+        if self.frames:
+            self.image_refs(uid)
+
+    def stream(self, run: str, stream_uid: str, name: str, data_keys: Any) -> int:
+        where = {"run": run, "stream": name}
+        try:
+            keys = records.decode_json(data_keys, {}, self.db, "stream data_keys", **where)
+            if not isinstance(keys, dict):
+                self.add("error", f"stream data_keys must be a JSON object, found {type(keys).__name__}", **where)
+        except BeamtimeError as exc:
+            self.findings.append(_from_error(exc))
+        rows = self.db.query(_EVENTS_SQL, (stream_uid,))
+        for seq_num, text in rows:
+            here = {**where, "seq_num": seq_num}
+            if not isinstance(text, (str, bytes)):
+                self.add("error", f"event data must be JSON text, found {type(text).__name__}", **here)
+                continue
+            try:
+                value = records.decode_json(text, None, self.db, "event data", **here)
+            except BeamtimeError as exc:
+                self.findings.append(_from_error(exc))
+                continue
+            if not isinstance(value, dict):
+                self.add("error", f"event data must be a JSON object, found {type(value).__name__}", **here)
+        return len(rows)
+
+    # -- frames -------------------------------------------------------------
+    def image_refs(self, run: str) -> None:
+        rows = self.db.query(_REFS_SQL, (run,))
+        if not rows:
+            return
+        self.n_refs += len(rows)
+        self.runs_with_refs.add(run)
+        seen: set[tuple[int, str]] = set()
+        layouts: dict[str, set[tuple[Any, Any, Any]]] = defaultdict(set)
+        by_group: dict[str, list[tuple]] = defaultdict(list)
+        for row in rows:
+            stream, seq_num, field, group, index, sx, sy, dtype = row
+            where = {"run": run, "stream": stream, "seq_num": seq_num, "field": field}
+            if (seq_num, field) in seen:
+                self.add("error", "event has more than one frame for this field", **where)
+            seen.add((seq_num, field))
+            layouts[field].add((sx, sy, dtype))
+            by_group[group].append(row)
+        for field, found in layouts.items():
+            if len(found) > 1:
+                self.add(
+                    "error", f"image_refs disagree on frame shape/dtype: {sorted(found, key=str)}", run=run, field=field
+                )
+        for group, group_rows in by_group.items():
+            self.group(run, group, group_rows)
+
+    def group(self, run: str, group: str, rows: list[tuple]) -> None:
+        stream, seq_num, field = rows[0][:3]
+        where = {"run": run, "stream": stream, "seq_num": seq_num, "field": field}
+        try:
+            array_path(self.store, group, **where)  # containment first: nothing outside is touched
+        except BeamtimeError as exc:
+            self.findings.append(_from_error(exc))
+            return
+        self.referenced[group].update(int(r[4]) for r in rows if isinstance(r[4], int))
+        if not self.store.is_dir():
+            return  # reported once for the whole beamtime
+        if group not in self.arrays:
+            try:
+                self.arrays[group] = open_zarr_array(self.store, group, **where)
+            except BeamtimeError as exc:
+                self.arrays[group] = None
+                self.findings.append(_from_error(exc))
+                return
+        arr = self.arrays[group]
+        if arr is None:
+            self.add("error", f"array {group!r} is missing from the store", self.store, **where)
+            return
+        for sx, sy, dtype in sorted({(r[5], r[6], r[7]) for r in rows}, key=str):
+            first = next(r for r in rows if (r[5], r[6], r[7]) == (sx, sy, dtype))
+            here = {"run": run, "stream": first[0], "seq_num": first[1], "field": first[2]}
+            if arr.ndim != 3 or tuple(arr.shape[1:]) != (sx, sy):
+                self.add(
+                    "error",
+                    f"array {group!r} has shape {tuple(arr.shape)}, but image_refs say frames are {(sx, sy)}",
+                    self.store,
+                    **here,
+                )
+            try:
+                ok = np.dtype(arr.dtype).newbyteorder("=") == np.dtype(dtype).newbyteorder("=")
+            except TypeError:
+                self.add("error", f"image_refs dtype {dtype!r} is not a NumPy dtype", **here)
+                continue
+            if not ok:
+                self.add("error", f"array {group!r} holds {arr.dtype}, but image_refs say {dtype}", self.store, **here)
+        n = int(arr.shape[0]) if arr.ndim else 0
+        for stream, seq_num, field, _, index, *_ in rows:
+            if not isinstance(index, int) or not 0 <= index < n:
+                self.add(
+                    "error",
+                    f"index_in_stack {index} is beyond array {group!r} of {n} frames",
+                    self.store,
+                    run=run,
+                    stream=stream,
+                    seq_num=seq_num,
+                    field=field,
+                )
+
+    def store_contents(self) -> None:
+        """Report a missing store (when frames are referenced) and frames no committed row references."""
+        if not self.store.is_dir():
+            if self.n_refs:
+                self.add(
+                    "error",
+                    f"Zarr store {self.store} does not exist, but {self.n_refs} image_refs row(s) in "
+                    f"{len(self.runs_with_refs)} run(s) point into it: their frames cannot be read "
+                    "(scalar data is still readable)",
+                    self.store,
+                )
+            return
+        for group in _store_arrays(self.store):
+            arr = self.arrays.get(group)
+            if arr is None:
+                try:
+                    arr = open_zarr_array(self.store, group)
+                except BeamtimeError as exc:
+                    self.add("warning", f"cannot inspect array {group!r}: {exc.message}", self.store)
+                    continue
+            n = int(arr.shape[0]) if arr.ndim else 0
+            unused = sorted(set(range(n)) - self.referenced.get(group, set()))
+            if not unused:
+                continue
+            parts = group.split("/")
+            run = parts[1] if len(parts) == 3 and parts[0] == "runs" else None
+            shown = ", ".join(map(str, unused[:10])) + (", ..." if len(unused) > 10 else "")
+            note = ""
+            if run in self.open_runs:
+                note = "; the run is still open, so its rows may not be committed yet"
+            self.add(
+                "warning",
+                f"{len(unused)} of {n} frame(s) in array {group!r} (index {shown}) are not part of any run: "
+                f"no committed image_refs row references them{note}",
+                self.store,
+                run=run,
+                field=parts[2] if run else None,
+            )
+
+
+def _store_arrays(store: Path) -> list[str]:
+    """Paths (``a/b/c``) of the arrays in a Zarr 2 or 3 directory store, from metadata files only."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(store):
+        is_array = ".zarray" in filenames
+        if not is_array and "zarr.json" in filenames:
+            try:
+                with open(os.path.join(dirpath, "zarr.json"), "rb") as fh:
+                    is_array = json.load(fh).get("node_type") == "array"
+            except (OSError, ValueError, AttributeError):
+                is_array = False
+        if is_array:
+            dirnames.clear()  # chunk folders can hold thousands of files; no need to walk them
+            rel = Path(dirpath).relative_to(store).as_posix()
+            if rel != ".":
+                found.append(rel)
+        dirnames.sort()
+    return sorted(found)
+
+
+def check(path: str | Path, *, frames: bool = True) -> list[Finding]:
+    """Check a beamtime and report every problem found.
+
+    Parameters
+    ----------
+    path : str or Path
+        The beamtime's ``.db`` file (its ``.zarr`` store sits beside it).
+    frames : bool, default True
+        Also check the image references against the Zarr store (array
+        presence, containment, shape, dtype, index range, frames no row
+        references). Only array metadata is read, never pixels.
+
+    Returns
+    -------
+    list of Finding
+        Errors (a read fails there) and warnings, runs oldest first; empty
+        for a sound beamtime. A file that is missing or not a beamtime gives
+        a single error.
+
+    Notes
+    -----
+    Nothing is written: the database opens read-only, as for every read.
+    """
+    try:
+        db = Database(path)
+    except BeamtimeError as exc:
+        return [_from_error(exc, path=path)]
+    checker = _Checker(db, frames)
+    try:
+        try:
+            runs = records.list_runs(db)
+        except BeamtimeError as exc:
+            return [_from_error(exc, path=path)]
+        for rec in runs:
+            try:
+                checker.run(rec)
+            except BeamtimeError as exc:  # e.g. a damaged page: report it and go on with the next run
+                finding = _from_error(exc, path=db.path)
+                checker.findings.append(finding if finding.run else replace(finding, run=rec.uid))
+        if frames:
+            checker.store_contents()
+    finally:
+        db.close()
+    return checker.findings
