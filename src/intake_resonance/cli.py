@@ -1,0 +1,399 @@
+"""The ``intake-resonance`` command: look into beamtimes from a shell.
+
+Commands: ``demo`` (write the demo beamtime), ``ls`` (list runs), ``show``
+(one run's attributes, streams and fields), ``check`` (validate a
+beamtime), ``export`` (a run to netCDF or Zarr), ``plot`` (a run to PNG) and
+``catalog`` (an intake YAML catalog for a folder of beamtimes).
+
+Every command reads through the package's faces (intake catalog, run
+Datasets); none talks SQL. Bad input (a missing or broken file, an unknown
+uid, a bad option) ends with exit status 2 and one line on standard error
+that names the file and the problem; ``check`` exits 1 when it finds errors.
+Programming errors are not caught: their tracebacks should be seen.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import BeamtimeError
+
+__all__ = ["cli", "main"]
+
+PROG = "intake-resonance"
+#: Exit status for bad input (files, uids, options), as click uses for usage errors.
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(click.ClickException):
+    """Bad input found while a command runs: one line on stderr, exit status 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class _Group(click.Group):
+    """A command group whose errors are one line on stderr, never a traceback.
+
+    Beamtime errors raised by a command become :class:`BadInput`; click's own
+    usage errors keep their message but lose the usage block, so a script
+    (or a person) reading stderr gets exactly one line.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BeamtimeError as exc:
+            raise BadInput(str(exc)) from exc
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+        standalone = extra.pop("standalone_mode", True)
+        try:
+            rv = super().main(args, prog_name or PROG, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if not standalone:
+                raise
+            _fail(exc)
+        except click.Abort:
+            if not standalone:
+                raise
+            click.echo(f"{PROG}: aborted", err=True)
+            sys.exit(1)
+        if not standalone:
+            return rv
+        # Without standalone mode click returns the code of ctx.exit(code) (or None).
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(exc: click.ClickException) -> None:
+    message = " ".join(exc.format_message().split())  # one line, whatever the message holds
+    where = ""
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        where = f"{exc.ctx.command_path}: "
+        message += f" (see '{exc.ctx.command_path} --help')"
+    elif isinstance(exc, click.UsageError):
+        where = f"{PROG}: "
+    else:
+        where = f"{PROG}: error: "
+    click.echo(where + message, err=True)
+    sys.exit(EXIT_BAD_INPUT if isinstance(exc, (click.UsageError, BadInput)) else exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=PROG)
+def cli() -> None:
+    """Read ALS RSoXS beamtimes (NAME.db + NAME.zarr) from the command line."""
+
+
+# ------------------------------------------------------------------ helpers
+_DB = click.Path(dir_okay=False, path_type=Path)
+
+
+def _catalog(path: Path) -> Any:
+    from .intake_drivers import BeamtimeCatalog
+
+    return BeamtimeCatalog(str(path))
+
+
+def _run_source(path: Path, uid: str, stream: str = "primary") -> Any:
+    """The run a uid or unique prefix names, as an intake source of that stream."""
+    from .intake_drivers import RunSource
+
+    found = _catalog(path)[uid]  # resolves prefixes; unknown or ambiguous uids raise RunNotFoundError
+    return found if stream == found.stream else RunSource(str(path), found.uid, stream=stream)
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    # Checked here so a bad time is a usage error naming the option, not a ValueError deep inside.
+    from .records import epoch_seconds
+
+    if value is None:
+        return None
+    try:
+        return epoch_seconds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+def _iso(t: Any) -> str:
+    import pandas as pd
+
+    return "-" if pd.isna(t) else t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------- demo
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and the uids.")
+@click.option("--frame-shape", type=(int, int), default=(128, 128), show_default=True, help="Detector frame size X Y.")
+@click.option("--force", is_flag=True, help="Replace a demo beamtime that is already there.")
+def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> None:
+    """Write the demo beamtime into FOLDER and print the path of its .db."""
+    from .demo import DEMO_NAME, write_demo
+
+    try:
+        path = write_demo(folder, seed=seed, frame_shape=frame_shape, overwrite=force)
+    except FileExistsError as exc:
+        raise BadInput(f"{folder / DEMO_NAME}.db: a demo beamtime is already there (use --force to replace it)") from exc
+    except ValueError as exc:  # a frame shape write_demo cannot make
+        raise click.BadParameter(str(exc), param_hint="'--frame-shape'") from exc
+    click.echo(str(path))
+
+
+# ----------------------------------------------------------------------- ls
+@cli.command("ls")
+@click.argument("path", type=_DB)
+@click.option("--plan", "plans", multiple=True, help="Only runs of this plan (repeat for several).")
+@click.option("--sample", "samples", multiple=True, help="Only runs on this sample (repeat for several).")
+@click.option("--since", callback=_since, help="Only runs started at or after this time (ISO 8601, UTC).")
+@click.option("--until", callback=_since, help="Only runs started before this time (ISO 8601, UTC).")
+def ls_(path: Path, plans: tuple[str, ...], samples: tuple[str, ...], since: float | None, until: float | None) -> None:
+    """List the runs of the beamtime PATH (.db), newest last."""
+    criteria: dict[str, Any] = {}
+    if plans:
+        criteria["plan_name"] = list(plans)
+    if samples:
+        criteria["sample"] = list(samples)
+    if since is not None:
+        criteria["since"] = since
+    if until is not None:
+        criteria["until"] = until
+    cat = _catalog(path)
+    df = (cat.search(**criteria) if criteria else cat).to_dataframe()
+    click.echo(f"{'uid':<8}  {'plan':<10}  {'sample':<10}  {'start (UTC)':<20}  {'status':<8}  {'events':>6}")
+    for row in df.itertuples(index=False):
+        sample = row.sample if isinstance(row.sample, str) else "-"
+        status = row.exit_status if isinstance(row.exit_status, str) else "open"
+        click.echo(
+            f"{row.uid[:8]:<8}  {row.plan_name:<10}  {sample:<10}  {_iso(row.time_start):<20}  "
+            f"{status:<8}  {row.num_events:>6}"
+        )
+    click.echo(f"{len(df)} run(s)", err=True)  # a count for people; stdout stays one line per run
+
+
+# --------------------------------------------------------------------- show
+def _describe_var(name: str, var: Any) -> str:
+    shape = "x".join(str(s) for s in var.shape) or "scalar"
+    units = var.attrs.get("units", "-")
+    lazy = "  (frames, not read)" if var.ndim == 3 else ""
+    return f"    {name:<24} {str(var.dtype):<8} {shape:<14} {units}{lazy}"
+
+
+@cli.command()
+@click.argument("path", type=_DB)
+@click.argument("uid")
+def show(path: Path, uid: str) -> None:
+    """Show run UID (or a unique prefix) of beamtime PATH: attributes, sample, streams, fields.
+
+    Frames are never read: shapes and dtypes come from the references.
+    """
+    tree = _run_source(path, uid).to_datatree()
+    attrs = dict(tree.attrs)
+    sample = {k[len("sample_"):]: v for k, v in attrs.items() if k.startswith("sample_")}
+    click.echo(f"run {attrs.get('uid')}")
+    for key, value in attrs.items():
+        if not key.startswith("sample_") and key != "uid":
+            click.echo(f"  {key}: {value}")
+    click.echo(f"sample: {sample.pop('name', '-') if sample else '-'}")
+    for key, value in sample.items():
+        click.echo(f"  {key}: {value}")
+    click.echo(f"streams: {len(tree.children)}")
+    for name, node in tree.children.items():
+        ds = node.to_dataset()
+        click.echo(f"  {name}: {ds.sizes.get('time', 0)} events")
+        for var_name, var in ds.data_vars.items():
+            click.echo(_describe_var(str(var_name), var))
+
+
+# -------------------------------------------------------------------- check
+@cli.command()
+@click.argument("path", type=_DB)
+@click.option("--no-frames", is_flag=True, help="Do not check image references against the Zarr store.")
+@click.pass_context
+def check(ctx: click.Context, path: Path, no_frames: bool) -> None:
+    """Check the beamtime PATH: one line per finding; exit 1 if any is an error (warnings allowed)."""
+    from .check import check as check_beamtime
+    from .errors import BeamtimeNotFoundError
+
+    if not path.exists():  # nothing to check is bad input (exit 2), not a finding
+        raise BeamtimeNotFoundError("beamtime database does not exist", path)
+    findings = check_beamtime(path, frames=not no_frames)
+    for finding in findings:
+        click.echo(str(finding))
+    errors = sum(1 for f in findings if f.level == "error")
+    warnings = len(findings) - errors
+    click.echo(f"{path}: {errors} error(s), {warnings} warning(s)", err=True)
+    if errors:
+        ctx.exit(1)
+
+
+# ------------------------------------------------------------------- export
+_WRITERS = {".nc": "netcdf", ".zarr": "zarr"}
+
+
+def _with_progress(ds: Any, update: Callable[[int], Any]) -> Any:
+    """The Dataset with each image variable's chunks reporting their frames as they are read."""
+    import dask.array as da
+
+    def tick(block: Any) -> Any:
+        update(block.shape[0])
+        return block
+
+    out = ds.copy()
+    for name, var in ds.data_vars.items():
+        if var.ndim == 3 and isinstance(var.data, da.Array):
+            out[name] = var.copy(data=var.data.map_blocks(tick, dtype=var.dtype, meta=var.data._meta))
+    return out
+
+
+def _frame_count(ds: Any) -> int:
+    return sum(var.shape[0] for var in ds.data_vars.values() if var.ndim == 3)
+
+
+def _open_for_export(path: Path, uid: str, stream: str, steps: int = 50) -> Any:
+    """The run's Dataset, its frames chunked so the progress bar moves in about ``steps`` steps."""
+    from .intake_drivers import RunSource
+
+    src = _run_source(path, uid, stream)
+    ds = src.to_dask()
+    images = [v for v in ds.data_vars.values() if v.ndim == 3 and v.chunks]
+    if not images:
+        return ds
+    n = max(v.shape[0] for v in images)
+    largest = max(max(v.chunks[0], default=1) for v in images)
+    per_chunk = max(1, -(-n // steps))
+    # Only ever smaller than the default chunks, which are sized for memory.
+    return ds if per_chunk >= largest else RunSource(str(path), src.uid, stream=stream, chunks=per_chunk).to_dask()
+
+
+def _write(ds: Any, target: Path, kind: str) -> None:
+    if kind == "netcdf":
+        ds.to_netcdf(target, engine="h5netcdf")
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            # Consolidated metadata is what lets xarray open the store without a warning of its
+            # own; zarr warns that format 3 has not standardised it yet, which users cannot act on.
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            ds.to_zarr(target, mode="w-")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@cli.command()
+@click.argument("path", type=_DB)
+@click.argument("uid")
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Output .nc or .zarr.")
+@click.option("--stream", default="primary", show_default=True, help="Stream to export.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: bool) -> None:
+    """Write run UID of beamtime PATH to OUT (.nc netCDF or .zarr), with a progress bar over the frames."""
+    import dask
+    from tqdm import tqdm
+
+    from .format import zarr_path_for
+
+    kind = _WRITERS.get(out.suffix.lower())
+    if kind is None:
+        raise BadInput(f"{out}: unknown output format {out.suffix or '(no suffix)'!r}; use .nc or .zarr")
+    if out.resolve() in (path.resolve(), zarr_path_for(path).resolve()):
+        raise BadInput(f"{out}: refusing to write over the beamtime being exported")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise BadInput(f"{out}: already exists (use --force to replace it)")
+    ds = _open_for_export(path, uid, stream)
+    # Write beside the target first: a failed export never leaves half a file under OUT's name.
+    partial = out.with_name(f".{out.name}.partial")
+    _remove(partial)
+    total = _frame_count(ds)
+    with tqdm(total=total, unit="frame", desc=out.name, disable=quiet or not total, file=sys.stderr) as bar:
+        with dask.config.set(scheduler="threads"):  # the progress callback lives in this process
+            try:
+                _write(_with_progress(ds, bar.update), partial, kind)
+            except BaseException:
+                _remove(partial)
+                raise
+    _remove(out)
+    partial.rename(out)
+    click.echo(str(out))
+
+
+# --------------------------------------------------------------------- plot
+@cli.command()
+@click.argument("path", type=_DB)
+@click.argument("uid")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output image (.png).")
+@click.option("--stream", default="primary", show_default=True, help="Stream to plot.")
+@click.option("--field", default=None, help="Image field to show (default: the first).")
+@click.option("--frame", type=int, default=None, help="Show this frame instead of the mean (negative: from the end).")
+@click.option("--log", "log_scale", is_flag=True, help="Logarithmic colour scale for frames.")
+def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame: int | None, log_scale: bool) -> None:
+    """Plot run UID of beamtime PATH into OUT: a NEXAFS curve, or the mean (or one) detector frame."""
+    from .plot import save_run_plot
+
+    ds = _run_source(path, uid, stream).to_dask()
+    click.echo(str(save_run_plot(ds, out, field=field, frame=frame, log=log_scale)))
+
+
+# ------------------------------------------------------------------ catalog
+def catalog_yaml(folder: Path) -> str:
+    """YAML text of an intake catalog for every beamtime ``*.db`` in ``folder``.
+
+    One ``resonance_beamtime`` source per file, named by its stem, and a
+    ``resonance_beamtimes`` source for the whole folder (named ``beamtimes``,
+    or ``beamtimes_folder`` if a file is called ``beamtimes.db``). Paths are
+    absolute, so the text works wherever it is saved.
+    """
+    import yaml
+
+    folder = folder.resolve()
+    sources: dict[str, Any] = {}
+    for db in sorted(folder.glob("*.db")):
+        sources[db.stem] = {
+            "description": f"Beamtime {db.name} as a catalog of runs (oldest first)",
+            "driver": "resonance_beamtime",
+            "args": {"path": str(db)},
+        }
+    folder_name = "beamtimes_folder" if "beamtimes" in sources else "beamtimes"
+    sources[folder_name] = {
+        "description": f"Every beamtime in {folder} as a catalog of beamtime catalogs",
+        "driver": "resonance_beamtimes",
+        "args": {"path": str(folder)},
+    }
+    doc = {"metadata": {"version": 1, "description": f"ALS RSoXS beamtimes in {folder}"}, "sources": sources}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+
+@cli.command("catalog")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def catalog_(folder: Path) -> None:
+    """Print an intake YAML catalog for the beamtimes in FOLDER (save it and open with intake.open_catalog)."""
+    click.echo(catalog_yaml(folder), nl=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``intake-resonance`` command (the console script's entry point).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments; ``sys.argv[1:]`` by default.
+    """
+    cli.main(args=list(argv) if argv is not None else None, prog_name=PROG)
+
+
+if __name__ == "__main__":
+    main()

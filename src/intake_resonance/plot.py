@@ -1,0 +1,226 @@
+"""Quick-look plots of one run: a NEXAFS curve or a detector frame, saved as PNG.
+
+The command line's ``plot`` command is a thin wrapper around
+:func:`save_run_plot`; :func:`plot_run` draws onto a new figure for
+notebooks. Matplotlib runs on its file-only ``Agg`` backend here, so plotting
+works on machines (and CI) without a display.
+
+What is drawn
+-------------
+- A run without image fields (NEXAFS, grid scans): its scalar columns against
+  ``energy_position``. When both ``photodiode`` and ``i0`` exist, the main
+  curve is ``photodiode / i0`` (the normalised absorption); otherwise every
+  numeric column is drawn.
+- A run with frames: the mean frame over the stream (or one frame), with a
+  colour bar, on a linear or logarithmic scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .errors import BeamtimeError
+
+__all__ = ["NothingToPlotError", "image_fields", "scalar_fields", "plot_run", "save_run_plot"]
+
+#: The x axis of a spectrum; other runs fall back to ``seq_num``.
+ENERGY = "energy_position"
+
+
+class NothingToPlotError(BeamtimeError):
+    """The run (stream) holds nothing that can be drawn, or the frame asked for does not exist."""
+
+
+def _pyplot() -> Any:
+    # Imported late and forced to Agg: importing this module must not pick a GUI backend.
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_fields(ds: xr.Dataset) -> list[str]:
+    """Names of the image variables of a run Dataset (dims ``(time, <f>_x, <f>_y)``)."""
+    return [str(k) for k, v in ds.data_vars.items() if v.ndim == 3 and v.dims[0] == "time"]
+
+
+def scalar_fields(ds: xr.Dataset) -> list[str]:
+    """Names of the numeric one-value-per-event variables of a run Dataset."""
+    return [
+        str(k)
+        for k, v in ds.data_vars.items()
+        if v.dims == ("time",) and v.dtype.kind in "iuf"
+    ]
+
+
+def _title(ds: xr.Dataset, extra: str = "") -> str:
+    attrs = ds.attrs
+    parts = [str(attrs.get("uid", "?"))[:8], str(attrs.get("plan_name", "?")), str(attrs.get("sample_name", "no sample"))]
+    if attrs.get("stream", "primary") != "primary":
+        parts.append(f"[{attrs['stream']}]")
+    return "  ".join(parts) + (f"\n{extra}" if extra else "")
+
+
+def _where(ds: xr.Dataset) -> dict[str, Any]:
+    return {"path": ds.attrs.get("beamtime"), "run": ds.attrs.get("uid"), "stream": ds.attrs.get("stream")}
+
+
+def _label(ds: xr.Dataset, name: str) -> str:
+    units = ds[name].attrs.get("units")
+    return f"{name} [{units}]" if units else name
+
+
+def _x_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
+    # A grid scan sits at one energy: then event order is the only useful x.
+    if ENERGY in ds and np.unique(ds[ENERGY].values[~np.isnan(ds[ENERGY].values)]).size > 1:
+        return np.asarray(ds[ENERGY].values, dtype=float), _label(ds, ENERGY)
+    return np.asarray(ds["seq_num"].values), "seq_num"
+
+
+def _plot_scalars(ax: Any, ds: xr.Dataset) -> None:
+    columns = [c for c in scalar_fields(ds) if c != ENERGY]
+    if not columns or ds.sizes.get("time", 0) == 0:
+        raise NothingToPlotError("the stream has no numeric columns to plot", **_where(ds))
+    x, xlabel = _x_axis(ds)
+    order = np.argsort(x, kind="stable")  # a spectrum read back and forth still draws as one line
+    style = "-o" if x.size <= 40 else "-"  # few points: show where the readings are
+    if "photodiode" in columns and "i0" in columns:
+        y = np.asarray(ds["photodiode"].values, float) / np.asarray(ds["i0"].values, float)
+        ax.plot(x[order], y[order], style, lw=1.5, ms=3, label="photodiode / i0")
+        ax.set_ylabel("photodiode / i0 (normalised)")
+    else:
+        for name in columns:
+            ax.plot(x[order], np.asarray(ds[name].values, float)[order], style, lw=1.2, ms=3, label=_label(ds, name))
+        ax.set_ylabel("value")
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(True, alpha=0.3)
+
+
+def _frame_image(ds: xr.Dataset, field: str, frame: int | None) -> tuple[np.ndarray, str]:
+    var = ds[field]
+    n = var.sizes["time"]
+    if n == 0:
+        raise NothingToPlotError("the stream has no frames to plot", field=field, **_where(ds))
+    if frame is None:
+        # Dask computes the mean chunk by chunk; nanmean skips events without a frame.
+        image = np.asarray(var.astype("float64").mean("time", skipna=True).values)
+        note = f"{field}: mean of {n} frames"
+    else:
+        if not -n <= frame < n:
+            raise NothingToPlotError(f"frame {frame} out of range for {n} frames", field=field, **_where(ds))
+        image = np.asarray(var.isel(time=frame).values, dtype=float)
+        note = f"{field}: frame {frame % n}"
+        if ENERGY in ds:
+            note += f" at {float(ds[ENERGY].values[frame]):g} {ds[ENERGY].attrs.get('units', '')}".rstrip()
+    if not np.isfinite(image).any():
+        raise NothingToPlotError("the frame is missing (every pixel NaN)", field=field, **_where(ds))
+    return image, note
+
+
+def _plot_frame(fig: Any, ax: Any, image: np.ndarray, field: str, log: bool) -> None:
+    from matplotlib.colors import LogNorm, Normalize
+
+    finite = image[np.isfinite(image)]
+    if log:
+        positive = finite[finite > 0]
+        vmin = float(positive.min()) if positive.size else 1.0
+        norm: Any = LogNorm(vmin=vmin, vmax=max(float(finite.max()), vmin * 10))
+        image = np.where(image > 0, image, np.nan)  # log of zero or less has no colour
+    else:
+        norm = Normalize(vmin=float(finite.min()), vmax=float(finite.max()))
+    im = ax.imshow(image, origin="upper", cmap="viridis", norm=norm, interpolation="nearest")
+    ax.set_xlabel(f"{field}_y [pixel]")
+    ax.set_ylabel(f"{field}_x [pixel]")
+    fig.colorbar(im, ax=ax, label="counts" + (" (log)" if log else ""))
+
+
+def plot_run(
+    ds: xr.Dataset, *, field: str | None = None, frame: int | None = None, log: bool = False
+) -> Any:
+    """Draw one run Dataset onto a new matplotlib figure.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run as given by :func:`~intake_resonance.dataset.open_run_dataset`.
+    field : str, optional
+        Image field to show (default: the first one); ignored for runs
+        without frames.
+    frame : int, optional
+        Show this frame (negative counts from the end) instead of the mean.
+    log : bool
+        Logarithmic colour scale for frames.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    NothingToPlotError
+        No numeric column or frame to draw, an unknown field, or a frame
+        out of range.
+    """
+    plt = _pyplot()
+    images = image_fields(ds)
+    if field is not None and field not in images:
+        raise NothingToPlotError(
+            f"no image field {field!r} (image fields: {', '.join(images) or 'none'})", **_where(ds)
+        )
+    fig, ax = plt.subplots(figsize=(7.0, 5.5) if images else (7.5, 4.5), layout="constrained")
+    try:
+        if images:
+            name = field or images[0]
+            image, note = _frame_image(ds, name, frame)
+            _plot_frame(fig, ax, image, name, log)
+            ax.set_title(_title(ds, note), fontsize="medium")
+        else:
+            _plot_scalars(ax, ds)
+            ax.set_title(_title(ds), fontsize="medium")
+    except BaseException:
+        plt.close(fig)  # a half-drawn figure would linger in pyplot's registry
+        raise
+    return fig
+
+
+def save_run_plot(
+    ds: xr.Dataset,
+    out: str | Path,
+    *,
+    field: str | None = None,
+    frame: int | None = None,
+    log: bool = False,
+    dpi: int = 110,
+) -> Path:
+    """Draw a run (see :func:`plot_run`) and save it as an image file.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The run.
+    out : str or Path
+        Output file; the format follows its suffix (``.png`` usually).
+    field, frame, log
+        As for :func:`plot_run`.
+    dpi : int
+        Resolution of the saved image.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    plt = _pyplot()
+    fig = plot_run(ds, field=field, frame=frame, log=log)
+    try:
+        fig.savefig(out, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(out)
