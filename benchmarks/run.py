@@ -1,0 +1,278 @@
+"""Speed figures of intake-resonance against the floors it cannot go below.
+
+Run with ``make bench`` (or ``.venv/bin/python benchmarks/run.py``). The
+field-sized beamtime is written once into ``bench-data/`` (see
+``generate.py``) and reused. Everything runs in this one process.
+
+Each timing is the *minimum* of N repetitions (time.perf_counter) after one
+warm-up call, for the work and its floor alike, so that both see warm OS
+caches and neither pays one-off imports. A floor is the bare cost of getting
+the same bytes with the underlying library (sqlite3, zarr); the ratio is
+measured / floor.
+
+Options: ``--repeat N`` (default 5), ``--markdown`` (print only the table,
+as pasted into the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import generate  # noqa: E402  (the script's own folder)
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    work: str
+    measured: float  # seconds, or MB for memory rows
+    floor: float | None  # seconds
+    target: str
+    met: bool | None
+    unit: str = "s"
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.floor else self.measured / self.floor
+
+
+def best(fn: Callable[[], Any], repeat: int) -> float:
+    """Minimum wall time of ``fn`` over ``repeat`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MiB (``VmRSS`` of /proc/self/status)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def machine() -> str:
+    """One line naming the machine and the library versions."""
+    import dask
+    import numpy
+    import pandas
+    import xarray
+    import zarr
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "?")
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, numpy {numpy.__version__}, "
+        f"zarr {zarr.__version__}, dask {dask.__version__}, xarray {xarray.__version__}, "
+        f"pandas {pandas.__version__}"
+    )
+
+
+def _ratio_row(work: str, measured: float, floor: float, limit: float) -> Row:
+    return Row(work, measured, floor, f"<= {limit:g}x", measured / floor <= limit)
+
+
+def _abs_row(work: str, measured: float, limit_ms: float, floor: float | None = None) -> Row:
+    return Row(work, measured, floor, f"<= {limit_ms:g} ms", measured * 1e3 <= limit_ms)
+
+
+# ------------------------------------------------------------------ benchmarks
+def scalar_rows(data: generate.BenchData, repeat: int) -> tuple[list[Row], float]:
+    import orjson  # noqa: F401  (imported before timing)
+    import pandas as pd
+
+    from intake_resonance.dataset import open_run_dataset
+    from intake_resonance.facade import Catalog
+    from intake_resonance.format import Database
+
+    uri = Path(data.db).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    sql = (
+        "SELECT e.seq_num, e.time, e.data FROM events e JOIN streams s ON s.uid = e.stream_uid "
+        "WHERE s.run_uid = ? AND s.name = ? ORDER BY e.seq_num"
+    )
+    params = (data.scalar_run, "primary")
+    floor = best(lambda: conn.execute(sql, params).fetchall(), repeat)
+
+    def per_row_loop() -> pd.DataFrame:
+        # The beamline reader's way: one json.loads per row, a list of records, then a DataFrame.
+        recs = []
+        for seq, t, text in conn.execute(sql, params).fetchall():
+            rec = {"seq_num": seq, "time": t}
+            rec.update(json.loads(text))
+            recs.append(rec)
+        return pd.DataFrame(recs)
+
+    cat = Catalog(data.db)
+    run = cat[data.scalar_run]
+    db = Database(data.db)
+    n = len(run.table())
+    t_table = best(run.table, repeat)
+    t_ds = best(lambda: open_run_dataset(db, data.scalar_run), repeat)
+    t_loop = best(per_row_loop, max(1, repeat // 2))
+    cat.close()
+    conn.close()
+    what = f"{n // 1000}k events x 12 fields"
+    rows = [
+        _ratio_row(f"scalar table, {what}: facade Run.table()", t_table, floor, 2.0),
+        _ratio_row(f"scalar table, {what}: open_run_dataset (scalars loaded)", t_ds, floor, 2.0),
+        Row(f"scalar table, {what}: per-row json.loads loop -> DataFrame (beamline reader)", t_loop, floor, "-", None),
+    ]
+    return rows, t_table
+
+
+def frame_rows(data: generate.BenchData, repeat: int) -> list[Row]:
+    import zarr
+
+    from intake_resonance.dataset import open_run_dataset
+    from intake_resonance.facade import Catalog
+
+    group = f"runs/{data.image_run}/detector_image"
+    arr = zarr.open_array(data.zarr, path=group, mode="r")
+    n = arr.shape[0]
+    ds = open_run_dataset(data.db, data.image_run)
+    cat = Catalog(data.db)
+    seq = cat[data.image_run].images()
+    # The lazy objects (Dataset, LazyImageSequence, zarr array) are made once:
+    # these rows time reading frames, not opening things.
+    floor_all = best(lambda: arr[:], repeat)
+    t_ds_all = best(lambda: ds.detector_image.values, repeat)
+    t_fc_all = best(lambda: seq[:], repeat)
+    k = n // 2 + 3
+    floor_one = best(lambda: arr[k], 4 * repeat)
+    t_ds_one = best(lambda: ds.detector_image[k].values, 4 * repeat)
+    t_fc_one = best(lambda: seq[k], 4 * repeat)
+    cat.close()
+    what = f"{n} frames {arr.shape[1]}x{arr.shape[2]} {arr.dtype}"
+    return [
+        _ratio_row(f"all {what}: ds.detector_image.values", t_ds_all, floor_all, 1.0),
+        _ratio_row(f"all {what}: facade images()[:]", t_fc_all, floor_all, 1.0),
+        _ratio_row("one frame: ds.detector_image[k].values", t_ds_one, floor_one, 1.2),
+        _ratio_row("one frame: facade images()[k]", t_fc_one, floor_one, 1.2),
+    ]
+
+
+def open_rows(data: generate.BenchData, repeat: int, t_table: float) -> list[Row]:
+    from intake_resonance.dataset import open_run_dataset
+    from intake_resonance.format import Database
+
+    # From the path, as run.to_dask() does: includes opening and checking the database.
+    t_img = best(lambda: open_run_dataset(data.db, data.image_run), 4 * repeat)
+    db = Database(data.db)
+    t_scalar = best(lambda: open_run_dataset(db, data.scalar_run), repeat)
+    return [
+        _abs_row("open image run as Dataset from path (200-row table, frames untouched)", t_img, 10),
+        _abs_row("open 100k-event run as Dataset minus its Run.table() time", t_scalar - t_table, 10),
+    ]
+
+
+def catalog_rows(data: generate.BenchData, repeat: int) -> list[Row]:
+    from intake_resonance.intake_drivers import BeamtimeCatalog
+
+    uri = Path(data.db).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    floor = best(lambda: conn.execute("SELECT * FROM runs ORDER BY time_start, uid").fetchall(), repeat)
+    conn.close()
+    n = len(list(BeamtimeCatalog(data.db)))
+    t_list = best(lambda: list(BeamtimeCatalog(data.db)), repeat)
+    cat = BeamtimeCatalog(data.db)
+    t_df = best(cat.to_dataframe, repeat)
+    return [
+        _abs_row(f"list {n} runs: list(BeamtimeCatalog(path))", t_list, 50, floor),
+        _abs_row(f"{n} runs as DataFrame: cat.to_dataframe()", t_df, 50, floor),
+    ]
+
+
+def memory_row(data: generate.BenchData) -> Row:
+    from intake_resonance.dataset import open_run_dataset
+
+    uids = data.small_runs[:900]
+
+    def opens(k: int) -> None:
+        # 900 different small runs and 100 opens of the image run (dask graph, FrameStack).
+        for i in range(k):
+            uid = uids[i % len(uids)] if i % 10 else data.image_run
+            open_run_dataset(data.db, uid)
+
+    opens(50)  # warm-up: imports, caches, allocator pools
+    gc.collect()
+    before = rss_mb()
+    opens(1000)
+    gc.collect()
+    growth = rss_mb() - before
+    return Row("1000 run opens (900 different, 100 of the image run): RSS growth", growth, None, "<= 20 MB", growth <= 20, "MB")
+
+
+# ----------------------------------------------------------------------- table
+def _fmt(value: float, unit: str) -> str:
+    if unit == "MB":
+        return f"{value:.1f} MB"
+    return f"{value * 1e3:.1f} ms" if value < 10 else f"{value:.2f} s"
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| work | measured | floor | ratio | target | met? |", "| --- | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        floor = "-" if r.floor is None else _fmt(r.floor, "s")
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+        met = "-" if r.met is None else ("yes" if r.met else "NO")
+        lines.append(f"| {r.work} | {_fmt(r.measured, r.unit)} | {floor} | {ratio} | {r.target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the data if needed, run every benchmark, print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="repetitions per timing (minimum is reported)")
+    ap.add_argument("--data", type=Path, default=generate.DEFAULT_FOLDER, help="folder of the benchmark beamtime")
+    ap.add_argument("--markdown", action="store_true", help="print only the table")
+    args = ap.parse_args(argv)
+    data = generate.ensure(args.data)
+    rows: list[Row] = []
+    # Memory first, before the big reads have grown the heap.
+    mem = memory_row(data)
+    scalar, t_table = scalar_rows(data, args.repeat)
+    rows += scalar
+    rows += open_rows(data, args.repeat, t_table)
+    rows += frame_rows(data, args.repeat)
+    rows += catalog_rows(data, args.repeat)
+    rows.append(mem)
+    if not args.markdown:
+        print(f"machine: {machine()}")
+        print(f"timings: minimum of {args.repeat} runs after one warm-up (one-frame and open rows: {4 * args.repeat})")
+        print()
+    print(table(rows))
+    missed = [r.work for r in rows if r.met is False]
+    if not args.markdown:
+        print()
+        print("all targets met" if not missed else f"targets missed: {len(missed)} of {sum(r.met is not None for r in rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
