@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Writes the demo with the command line, summarises it through intake and
+# saves the newest RSoXS run's mean frame as demo-data/mean_frame.png.
 demo: $(STAMP)
-	$(PY) -m intake_resonance.demo demo-data
+	$(VENV)/bin/intake-resonance demo demo-data --force
+	$(PY) examples/demo_summary.py catalogs/demo.yaml -o demo-data/mean_frame.png
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -131,7 +131,8 @@ def _plot_frame(fig: Any, ax: Any, image: np.ndarray, field: str, log: bool) -> 
     if log:
         positive = finite[finite > 0]
         vmin = float(positive.min()) if positive.size else 1.0
-        norm: Any = LogNorm(vmin=vmin, vmax=max(float(finite.max()), vmin * 10))
+        vmax = float(finite.max())
+        norm: Any = LogNorm(vmin=vmin, vmax=vmax if vmax > vmin else vmin * 10)  # a flat image still gets a scale
         image = np.where(image > 0, image, np.nan)  # log of zero or less has no colour
     else:
         norm = Normalize(vmin=float(finite.min()), vmax=float(finite.max()))
