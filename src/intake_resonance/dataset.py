@@ -196,7 +196,10 @@ def _dask_wrap(stack: FrameStack, name: str, chunks: Any) -> da.Array:
         chunks=chunks,
         name=f"resonance-{name}-{token}",
         asarray=False,
-        fancy=False,
+        # fancy=True: FrameStack takes NumPy keys, and dask 2026.8 fuses a
+        # slice of a chunk into the chunk's read only for the plain getter
+        # (with getter_nofancy ds.x[k] would read k's whole ~32-frame chunk).
+        fancy=True,
         lock=False,
         meta=np.empty((0, 0, 0), dtype=stack.dtype),
     )
@@ -251,6 +254,15 @@ def open_run_dataset(
         Any broken row met while building (bad JSON names its seq_num).
     """
     db = beamtime if isinstance(beamtime, Database) else Database(beamtime)
+    # One read transaction: a live writer committing between the queries below
+    # would otherwise give events and frame references of different lengths.
+    with db.snapshot():
+        return _build_dataset(db, uid, stream, chunks, drop_variables, wrap_frames)
+
+
+def _build_dataset(
+    db: Database, uid: str, stream: str, chunks: Any, drop_variables: Iterable[Hashable] | None, wrap_frames: Wrap | None
+) -> xr.Dataset:
     run = records.get_run(db, records.resolve_uid(db, uid))
     assert run is not None  # resolve_uid only returns existing uids
     srec = _resolve_stream(db, run, stream)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -192,7 +194,7 @@ class Database:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        if self._conn is not None and self._immutable and self._wal_path.exists():
+        if self._conn is not None and self._immutable and self._wal_path.exists() and not self._conn.in_transaction:
             # A writer opened the WAL database since: leave the snapshot and read it live.
             self._conn.close()
             self._conn = None
@@ -232,6 +234,28 @@ class Database:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise BeamtimeFormatError(f"SQLite error while reading: {exc}", self.path) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Database]:
+        """Run the queries inside one read transaction, so they all see the same commits.
+
+        The read lock is held until the block ends, which makes a writer's
+        commit wait (rollback journal): keep the block to a handful of queries.
+        Nested blocks join the outer one. Other threads wait for the block.
+        """
+        with self._lock:
+            conn = self._connect()
+            if conn.in_transaction:
+                yield self
+                return
+            conn.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                try:
+                    conn.execute("COMMIT")  # only ends the read; nothing was written
+                except sqlite3.Error:
+                    pass
 
     def close(self) -> None:
         """Close the connection; the next query opens a new one."""
