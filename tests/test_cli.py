@@ -131,6 +131,7 @@ def test_show_lists_attrs_streams_and_fields_without_reading_frames(
     assert "  num_events: 5" in out
     assert "  operator: bob" in out
     assert "sample: P3HT" in out
+    assert "  metadata_edge: C" in out or "  edge: C" in out
     assert "streams: 1" in out
     assert "  primary: 5 events" in out
     fields = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("    ")}

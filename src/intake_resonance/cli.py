@@ -128,7 +128,7 @@ def _iso(t: Any) -> str:
 
 
 # --------------------------------------------------------------------- demo
-@cli.command()
+@cli.command(short_help="Write the demo beamtime into a folder.")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and the uids.")
 @click.option("--frame-shape", type=(int, int), default=(128, 128), show_default=True, help="Detector frame size X Y.")
@@ -147,7 +147,7 @@ def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> 
 
 
 # ----------------------------------------------------------------------- ls
-@cli.command("ls")
+@cli.command("ls", short_help="List runs, newest last.")
 @click.argument("path", type=_DB)
 @click.option("--plan", "plans", multiple=True, help="Only runs of this plan (repeat for several).")
 @click.option("--sample", "samples", multiple=True, help="Only runs on this sample (repeat for several).")
@@ -185,7 +185,11 @@ def _describe_var(name: str, var: Any) -> str:
     return f"    {name:<24} {str(var.dtype):<8} {shape:<14} {units}{lazy}"
 
 
-@cli.command()
+def _fmt(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+@cli.command(short_help="Show a run: attributes, sample, streams, fields.")
 @click.argument("path", type=_DB)
 @click.argument("uid")
 def show(path: Path, uid: str) -> None:
@@ -199,10 +203,10 @@ def show(path: Path, uid: str) -> None:
     click.echo(f"run {attrs.get('uid')}")
     for key, value in attrs.items():
         if not key.startswith("sample_") and key != "uid":
-            click.echo(f"  {key}: {value}")
+            click.echo(f"  {key}: {_fmt(value)}")
     click.echo(f"sample: {sample.pop('name', '-') if sample else '-'}")
     for key, value in sample.items():
-        click.echo(f"  {key}: {value}")
+        click.echo(f"  {key}: {_fmt(value)}")
     click.echo(f"streams: {len(tree.children)}")
     for name, node in tree.children.items():
         ds = node.to_dataset()
@@ -212,7 +216,7 @@ def show(path: Path, uid: str) -> None:
 
 
 # -------------------------------------------------------------------- check
-@cli.command()
+@cli.command(short_help="Check a beamtime; exit 1 on errors.")
 @click.argument("path", type=_DB)
 @click.option("--no-frames", is_flag=True, help="Do not check image references against the Zarr store.")
 @click.pass_context
@@ -292,7 +296,7 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-@cli.command()
+@cli.command(short_help="Write a run to netCDF (.nc) or Zarr (.zarr).")
 @click.argument("path", type=_DB)
 @click.argument("uid")
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Output .nc or .zarr.")
@@ -331,7 +335,7 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
 
 
 # --------------------------------------------------------------------- plot
-@cli.command()
+@cli.command(short_help="Plot a run (spectrum or frame) to PNG.")
 @click.argument("path", type=_DB)
 @click.argument("uid")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -377,7 +381,7 @@ def catalog_yaml(folder: Path) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
-@cli.command("catalog")
+@cli.command("catalog", short_help="Print an intake YAML catalog for a folder.")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def catalog_(folder: Path) -> None:
     """Print an intake YAML catalog for the beamtimes in FOLDER (save it and open with intake.open_catalog)."""
