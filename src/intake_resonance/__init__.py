@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .check import Finding, check
 from .dataset import open_run_dataset, open_run_tree
 from .errors import (
     BadJSONError,
@@ -44,6 +45,7 @@ __all__ = [
     "FrameMismatchError",
     "FrameStack",
     "FramesMissingError",
+    "Finding",
     "LazyImageSequence",
     "Run",
     "RunNotFoundError",
@@ -52,6 +54,7 @@ __all__ = [
     "SampleMetadata",
     "StoreEscapeError",
     "__version__",
+    "check",
     "open_run_dataset",
     "open_run_tree",
     "stack_runs",
