@@ -246,6 +246,7 @@ def test_export_bad_inputs(runner: CliRunner, beamtime_path: Written, tmp_path: 
     _assert_bad_input(_run(runner, "export", beamtime_path.path, uid, "--stream", "nope", "-o", tmp_path / "x.nc"),
                       "nope")
     _assert_bad_input(_run(runner, "export", beamtime_path.path, uid), "-o")
+    _assert_bad_input(_run(runner, "export", beamtime_path.path, uid, "-o", tmp_path / "no" / "x.nc"), "does not exist")
 
 
 # ---------------------------------------------------------------------- plot
@@ -285,6 +286,8 @@ def test_plot_bad_frame(runner: CliRunner, beamtime_path: Written, tmp_path: Pat
     result = _run(runner, "plot", beamtime_path.path, uid, "--field", "nope", "-o", tmp_path / "x.png")
     _assert_bad_input(result, "nope")
     assert not (tmp_path / "x.png").exists()
+    _assert_bad_input(_run(runner, "plot", beamtime_path.path, uid, "-o", tmp_path / "x.gif"), "x.gif", ".png")
+    _assert_bad_input(_run(runner, "plot", beamtime_path.path, uid, "-o", tmp_path / "no" / "x.png"), "does not exist")
 
 
 # ------------------------------------------------------------------- catalog
@@ -329,3 +332,17 @@ def test_console_script_one_line_errors(tmp_path: Path) -> None:
 def beamtime_path(beamtime: Written) -> Written:
     """The shared small beamtime (a NEXAFS run with baseline, an RSoXS run with 5 frames of 6x5)."""
     return beamtime
+
+
+def test_broken_frames_are_bad_input_for_export_and_plot(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "refs.db"
+    with BeamtimeWriter(path, seed=3) as w:
+        uid, _, _ = write_rsoxs(w, T0, n=3)
+        w.connection.execute("UPDATE image_refs SET index_in_stack = 9 WHERE index_in_stack = 1")
+        w.connection.commit()
+    out = tmp_path / "run.nc"
+    _assert_bad_input(_run(runner, "export", path, uid, "-o", out, "-q"), "refs.zarr", uid, "index_in_stack 9")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refs.db", "refs.zarr"]  # no partial file left
+    _assert_bad_input(_run(runner, "plot", path, uid, "-o", tmp_path / "x.png"), "refs.zarr", uid)
+    # Reading what is sound still works: the scalar columns and the first frame.
+    assert _run(runner, "plot", path, uid, "--frame", 0, "-o", tmp_path / "x.png").exit_code == 0

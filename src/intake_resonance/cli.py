@@ -73,7 +73,6 @@ class _Group(click.Group):
 
 def _fail(exc: click.ClickException) -> None:
     message = " ".join(exc.format_message().split())  # one line, whatever the message holds
-    where = ""
     if isinstance(exc, click.UsageError) and exc.ctx is not None:
         where = f"{exc.ctx.command_path}: "
         message += f" (see '{exc.ctx.command_path} --help')"
@@ -256,6 +255,14 @@ def _with_progress(ds: Any, update: Callable[[int], Any]) -> Any:
     return out
 
 
+def _check_output(out: Path, suffixes: Sequence[str]) -> None:
+    """Refuse an output whose format or folder would only fail after the run was read."""
+    if out.suffix.lower() not in suffixes:
+        raise BadInput(f"{out}: unknown output format {out.suffix or '(no suffix)'!r}; use {' or '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise BadInput(f"{out}: folder {out.parent} does not exist")
+
+
 def _frame_count(ds: Any) -> int:
     return sum(var.shape[0] for var in ds.data_vars.values() if var.ndim == 3)
 
@@ -310,9 +317,8 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
 
     from .format import zarr_path_for
 
-    kind = _WRITERS.get(out.suffix.lower())
-    if kind is None:
-        raise BadInput(f"{out}: unknown output format {out.suffix or '(no suffix)'!r}; use .nc or .zarr")
+    _check_output(out, list(_WRITERS))
+    kind = _WRITERS[out.suffix.lower()]
     if out.resolve() in (path.resolve(), zarr_path_for(path).resolve()):
         raise BadInput(f"{out}: refusing to write over the beamtime being exported")
     if (out.exists() or out.is_symlink()) and not force:
@@ -346,8 +352,9 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
 @click.option("--log", "log_scale", is_flag=True, help="Logarithmic colour scale for frames.")
 def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame: int | None, log_scale: bool) -> None:
     """Plot run UID of beamtime PATH into OUT: a NEXAFS curve, or the mean (or one) detector frame."""
-    from .plot import save_run_plot
+    from .plot import IMAGE_SUFFIXES, save_run_plot
 
+    _check_output(out, IMAGE_SUFFIXES)
     ds = _run_source(path, uid, stream).to_dask()
     click.echo(str(save_run_plot(ds, out, field=field, frame=frame, log=log_scale)))
 

@@ -25,8 +25,10 @@ import xarray as xr
 
 from .errors import BeamtimeError
 
-__all__ = ["NothingToPlotError", "image_fields", "scalar_fields", "plot_run", "save_run_plot"]
+__all__ = ["IMAGE_SUFFIXES", "NothingToPlotError", "image_fields", "scalar_fields", "plot_run", "save_run_plot"]
 
+#: File suffixes :func:`save_run_plot` writes (matplotlib picks the format from the suffix).
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
 #: The x axis of a spectrum; other runs fall back to ``seq_num``.
 ENERGY = "energy_position"
 
