@@ -5,12 +5,22 @@ pickled into a dask graph and opened again on a worker. Nothing is read until
 it is indexed; then each run of frames that sit next to each other in one Zarr
 array is read with a single Zarr call (Zarr decodes that call's chunks
 concurrently), and scattered frames with one ``oindex`` call per array.
+
+Arrays in the layout the beamline writes (Zarr 3, one frame per chunk, the
+default ``bytes`` + ``zstd`` codecs) take a shorter way: each frame's chunk
+file is decoded straight into the output array, the frames split over a
+thread pool with one thread per core. That saves Zarr's per-chunk buffer and
+the copy out of it, which cost about a third of a bulk read; anything that
+does not decode as expected is read through Zarr instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +31,123 @@ from .format import open_zarr_array
 from .records import FrameRefs
 
 __all__ = ["FrameStack"]
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _frame_pool() -> ThreadPoolExecutor:
+    """One thread per core for decoding frames, shared by all stacks.
+
+    Made again in a forked child, whose copy of the parent's pool has no threads.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            workers = max(1, os.cpu_count() or 1)
+            _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="resonance-frames"))
+        return _pool[1]
+
+
+def _zstd_content_size(raw: bytes) -> int | None:
+    """The decoded size a zstd frame header declares, or None when it declares none.
+
+    Decoding in place must know the size first: a frame that decodes to
+    fewer bytes than a frame of the array would leave the rest of the
+    output unwritten. Layout from RFC 8878, section 3.1.1.1.
+    """
+    if len(raw) < 6 or raw[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    descriptor = raw[4]
+    single_segment = (descriptor >> 5) & 1
+    field_size = (single_segment, 2, 4, 8)[descriptor >> 6]
+    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
+    if field_size == 0 or len(raw) < start + field_size:
+        return None
+    size = int.from_bytes(raw[start : start + field_size], "little")
+    return size + 256 if field_size == 2 else size
+
+
+class _ZstdFrames:
+    """Whole-frame reads of one Zarr 3 array in the beamline's own layout.
+
+    Only made (see :meth:`for_array`) when each chunk is one frame encoded
+    by ``bytes`` (native byte order) then ``zstd``, the zarr-python 3
+    defaults the beamline writer uses; then a chunk file's decoded bytes are
+    exactly the frame. A missing chunk file is a frame of the fill value, as
+    Zarr reads it.
+    """
+
+    def __init__(self, folder: Path, arr: Any, codec: Any) -> None:
+        self.folder = folder
+        self.arr = arr
+        self.codec = codec
+        self.dtype = np.dtype(arr.dtype).newbyteorder("=")
+        self.fill_value = arr.metadata.fill_value
+
+    @classmethod
+    def for_array(cls, arr: Any, folder: Path) -> _ZstdFrames | None:
+        """The reader for ``arr`` (stored in ``folder``), or None when its layout is another."""
+        try:
+            from numcodecs.zstd import Zstd
+            from zarr.codecs import BytesCodec, ZstdCodec
+            from zarr.core.chunk_grids import RegularChunkGrid
+        except ImportError:  # another zarr/numcodecs layout: Zarr reads everything
+            return None
+        meta = arr.metadata
+        if getattr(meta, "zarr_format", None) != 3 or getattr(meta, "storage_transformers", ()):
+            return None
+        grid = meta.chunk_grid
+        if not isinstance(grid, RegularChunkGrid) or tuple(grid.chunk_shape) != (1, *arr.shape[1:]):
+            return None
+        codecs = tuple(meta.codecs)
+        if len(codecs) != 2 or type(codecs[0]) is not BytesCodec or type(codecs[1]) is not ZstdCodec:
+            return None
+        dtype = np.dtype(arr.dtype)
+        endian = codecs[0].endian
+        if dtype.kind not in "iufb" or not dtype.isnative:
+            return None
+        if dtype.itemsize > 1 and getattr(endian, "value", endian) != sys.byteorder:
+            return None
+        return cls(folder, arr, Zstd())
+
+    def _read_one(self, index: int, out: np.ndarray) -> None:
+        key = self.arr.metadata.encode_chunk_key((index, 0, 0))
+        try:
+            raw = self.folder.joinpath(*key.split("/")).read_bytes()
+        except FileNotFoundError:
+            out[...] = self.fill_value  # Zarr does not write chunks that hold only the fill value
+            return
+        except OSError:
+            raw = None
+        if raw is not None and _zstd_content_size(raw) == out.nbytes:
+            try:
+                # Decoded in place: no buffer of its own, no copy out of it.
+                self.codec.decode(raw, out=out)
+                return
+            except Exception:  # noqa: BLE001 - Zarr reads it below and raises its own error
+                pass
+        out[...] = self.arr[index]  # not what this layout promises: let Zarr decide
+
+    def _read_many(self, pairs: list[tuple[int, int]], out: np.ndarray) -> None:
+        for row, index in pairs:
+            self._read_one(index, out[row])
+
+    def read(self, idx: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+        """Read frames ``idx`` of the array into ``out[rows]``, spread over the cores."""
+        pairs = list(zip(rows.tolist(), idx.tolist()))
+        pool = _frame_pool()
+        parts = min(len(pairs), pool._max_workers)
+        if parts < 2:
+            self._read_many(pairs, out)
+            return
+        # Contiguous blocks, one per worker: each thread walks its files in order.
+        bounds = np.linspace(0, len(pairs), parts + 1).astype(int)
+        futures = [pool.submit(self._read_many, pairs[a:b], out) for a, b in zip(bounds[:-1], bounds[1:])]
+        # Wait for every block before raising: none may still write into ``out`` afterwards.
+        wait(futures)
+        for f in futures:
+            f.result()
 
 
 def _split_key(key: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -89,6 +216,7 @@ class FrameStack:
         self.dtype = np.promote_types(self.stored_dtype, np.float32) if self.masked else self.stored_dtype
         self.shape: tuple[int, int, int] = (len(refs), *self.frame_shape)
         self._arrays: dict[int, Any] = {}
+        self._direct: dict[int, _ZstdFrames | None] = {}
         self._lock = threading.Lock()
 
     # -- array protocol ---------------------------------------------------
@@ -121,6 +249,7 @@ class FrameStack:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_arrays"] = {}
+        state["_direct"] = {}
         del state["_lock"]
         return state
 
@@ -195,8 +324,12 @@ class FrameStack:
                     self.store,
                     **where,
                 )
+            direct = None
+            if not self.masked:  # masked stacks are float: frames need a cast, Zarr does it
+                direct = _ZstdFrames.for_array(arr, self.store.joinpath(*self.refs.groups[g].split("/")))
             with self._lock:
                 self._arrays[g] = arr
+                self._direct[g] = direct
         return arr
 
     def _read(self, positions: np.ndarray) -> np.ndarray:
@@ -223,7 +356,11 @@ class FrameStack:
                     seq_num=int(self.refs.seq_num[positions[k]]),
                     field=self.field,
                 )
-            self._read_group(arr, idx, rows, out)
+            direct = self._direct.get(int(g))
+            if direct is not None:
+                direct.read(idx, rows, out)
+            else:
+                self._read_group(arr, idx, rows, out)
         return out
 
     @staticmethod
