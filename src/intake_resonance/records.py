@@ -8,7 +8,10 @@ as SQL parameters.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -486,29 +489,41 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
     n = len(rows)
     if n == 0:
         return EventColumns(np.empty(0, np.int64), np.empty(0, np.float64), {})
-    seq, times, texts = zip(*rows)
+    # map/itemgetter loops run in C: for 100k events this is several times
+    # faster than zip(*rows) or per-event comprehensions.
+    seq = list(map(itemgetter(0), rows))
+    times = list(map(itemgetter(1), rows))
+    texts = list(map(itemgetter(2), rows))
     try:
         dicts = _loads("[" + _join(texts) + "]")
-        ok = len(dicts) == n and all(type(d) is dict for d in dicts)
+        ok = len(dicts) == n and set(map(type, dicts)) == {dict}
     except (ValueError, TypeError):
         ok = False
     if not ok:
         _raise_bad_event(db, run_uid, stream, seq, texts)
+    layouts = list(dict.fromkeys(map(tuple, dicts)))
     keys: dict[str, None] = {}
-    for layout in dict.fromkeys(tuple(d) for d in dicts):
+    for layout in layouts:
         keys.update(dict.fromkeys(layout))
-    columns = {k: [d.get(k, missing) for d in dicts] for k in keys}
+    # A field every event has needs no default: a plain item lookup is cheaper than get().
+    everywhere = set(layouts[0]).intersection(*layouts[1:])
+    columns = {
+        k: list(map(itemgetter(k), dicts))
+        if k in everywhere
+        else list(map(dict.get, dicts, repeat(k), repeat(missing)))
+        for k in keys
+    }
     return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
 
 
-def _join(texts: tuple) -> str:
+def _join(texts: Sequence[Any]) -> str:
     try:
         return ",".join(texts)
     except TypeError:  # hand-made files can hold JSON as BLOBs (bytes)
         return ",".join(t.decode() if isinstance(t, bytes) else t for t in texts)
 
 
-def _raise_bad_event(db: Database, run_uid: str, stream: str, seq: tuple, texts: tuple) -> None:
+def _raise_bad_event(db: Database, run_uid: str, stream: str, seq: Sequence[Any], texts: Sequence[Any]) -> None:
     for s, text in zip(seq, texts):
         where = {"run": run_uid, "stream": stream, "seq_num": s}
         if not isinstance(text, (str, bytes)):
