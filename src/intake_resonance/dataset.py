@@ -93,8 +93,13 @@ def column_to_array(values: list[Any]) -> tuple[np.ndarray, bool]:
         1-D, or 2-D for equal-length lists.
     is_2d : bool
     """
+    # One C-level pass over the types: all-float columns (most beamline
+    # readings) need no inference, and gaps show as NoneType.
+    types = set(map(type, values))
+    if types == {float}:
+        return np.array(values, dtype=np.float64), False
     kind = infer_dtype(values, skipna=True)
-    has_gaps = kind == "empty" or any(v is None for v in values)
+    has_gaps = kind == "empty" or type(None) in types
     if kind == "integer" and not has_gaps:
         try:
             return np.array(values, dtype=np.int64), False

@@ -501,6 +501,16 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         ok = False
     if not ok:
         _raise_bad_event(db, run_uid, stream, seq, texts)
+    first = dicts[0]
+    if set(map(len, dicts)) == {len(first)}:
+        # Same size as the first event and holding all its keys means the same
+        # fields (the usual case): no per-event layout tuples needed.
+        try:
+            columns = {k: list(map(itemgetter(k), dicts)) for k in first}
+        except KeyError:
+            pass
+        else:
+            return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
     layouts = list(dict.fromkeys(map(tuple, dicts)))
     keys: dict[str, None] = {}
     for layout in layouts:
