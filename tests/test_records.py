@@ -267,3 +267,18 @@ def test_frame_refs_without_stream_only_events_with_frames(tmp_path: Path) -> No
     assert refs.seq_num.tolist() == [2, 3, 5]
     assert refs.index.tolist() == [2, 0, 1] and refs.group.tolist() == [0, 0, 0]
     assert len(records.frame_refs(db, uid, "nothing")) == 0
+
+
+def test_image_fields_same_under_both_join_orders(tmp_path):
+    """The join order picked from ``n_events`` changes the cost, never the answer."""
+    from conftest import T0, write_nexafs, write_rsoxs
+
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        scalar, _ = write_nexafs(w, T0)
+        image, _, _ = write_rsoxs(w, T0 + 100)
+    db = Database(path)
+    for uid, expected in ((scalar, []), (image, ["detector_image"])):
+        for n_events in (0, 10**9, None):
+            assert records.image_fields(db, uid, "primary", n_events=n_events) == expected
+            assert records.image_fields(db, uid, n_events=n_events) == expected

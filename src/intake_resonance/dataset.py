@@ -211,9 +211,9 @@ def _dask_wrap(stack: FrameStack, name: str, chunks: Any) -> da.Array:
 
 
 # ---------------------------------------------------------------------- dataset
-def _image_field_names(db: Database, run_uid: str, stream: records.StreamRecord | None) -> list[str]:
+def _image_field_names(db: Database, run_uid: str, stream: records.StreamRecord | None, n_events: int) -> list[str]:
     declared = [] if stream is None else [k for k, d in stream.data_keys.items() if d.get("external")]
-    found = [] if stream is None else records.image_fields(db, run_uid, stream.name)
+    found = [] if stream is None else records.image_fields(db, run_uid, stream.name, n_events=n_events)
     return list(dict.fromkeys([*declared, *found]))
 
 
@@ -281,7 +281,7 @@ def _build_dataset(
         "seq_num": ("time", ev.seq_num),
     }
     keys = {} if srec is None else srec.data_keys
-    image_names = _image_field_names(db, run.uid, srec)
+    image_names = _image_field_names(db, run.uid, srec, n)
     data_vars: dict[str, Any] = {}
     for name, values in ev.columns.items():
         if name in drop or name in image_names or name in coords:

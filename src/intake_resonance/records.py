@@ -578,16 +578,28 @@ class FrameRefs:
         return len(self.seq_num)
 
 
-def image_fields(db: Database, run_uid: str, stream: str | None = None) -> list[str]:
-    """Field names that have frames in ``image_refs`` for a run (or one stream)."""
-    sql = (
-        "SELECT DISTINCT ir.field_name FROM image_refs ir JOIN events e ON e.uid = ir.event_uid "
-        "JOIN streams s ON s.uid = e.stream_uid WHERE s.run_uid = ?"
-    )
+def image_fields(db: Database, run_uid: str, stream: str | None = None, *, n_events: int | None = None) -> list[str]:
+    """Field names that have frames in ``image_refs`` for a run (or one stream).
+
+    ``n_events`` (the events in question, when the caller knows it) picks the
+    cheaper join order: walking a long scalar run's events to probe
+    ``image_refs`` costs far more than walking a short ``image_refs`` table,
+    and the other way round for a beamtime with many frames.
+    """
+    where = " WHERE s.run_uid = ?"
     params: list[Any] = [run_uid]
     if stream is not None:
-        sql += " AND s.name = ?"
+        where += " AND s.name = ?"
         params.append(stream)
+    if n_events is None:
+        n_events = db.query("SELECT count(*) FROM events e JOIN streams s ON s.uid = e.stream_uid" + where, params)[0][0]
+    (max_ref,) = db.query("SELECT COALESCE(max(id), 0) FROM image_refs")[0]  # >= its row count, O(log n)
+    # CROSS JOIN fixes SQLite's join order to the order written.
+    join = "CROSS JOIN" if max_ref <= n_events else "JOIN"
+    sql = (
+        f"SELECT DISTINCT ir.field_name FROM image_refs ir {join} events e ON e.uid = ir.event_uid "
+        f"{join} streams s ON s.uid = e.stream_uid" + where
+    )
     return sorted(r[0] for r in db.query(sql, params))
 
 
