@@ -162,19 +162,6 @@ class RunRecord:
         return value if isinstance(value, dict) else {"metadata": value}
 
 
-RUN_FIELDS = (
-    "uid",
-    "plan_name",
-    "time_start",
-    "time_stop",
-    "exit_status",
-    "num_events",
-    "operator",
-    "metadata_json",
-    "sample_id",
-    "sample_name",
-)
-
 _RUN_SELECT = (
     "SELECT r.uid, r.plan_name, r.time_start, r.time_stop, r.exit_status, "
     "COALESCE(r.num_events, 0), r.operator, r.metadata, r.sample_id, s.name "
