@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import BadJSONError, FrameMismatchError, RunNotFoundError
+from .errors import BadJSONError, BeamtimeDataError, FrameMismatchError, RunNotFoundError
 from .format import Database
 
 __all__ = [
@@ -290,11 +290,34 @@ def _sql_json_value(value: Any) -> Any:
     return value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_run_values(db: Database, uid: str, time_start: Any, time_stop: Any, num_events: Any) -> None:
+    """Refuse run rows whose numeric columns hold something else (hand-edited files)."""
+    for column, value, nullable in (
+        ("time_start", time_start, False),
+        ("time_stop", time_stop, True),
+        ("num_events", num_events, False),
+    ):
+        if not (_is_number(value) or (nullable and value is None)):
+            raise BeamtimeDataError(f"runs.{column} must be a number, found {value!r}", db.path, run=uid)
+
+
+def _run_records(db: Database, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
+    out = []
+    for row in rows:
+        _check_run_values(db, row[0], row[2], row[3], row[5])
+        out.append(RunRecord(*row))
+    return out
+
+
 def list_runs(db: Database, query: RunQuery | None = None) -> list[RunRecord]:
     """All runs matching ``query``, oldest first (ties broken by uid)."""
     where, params = (query or RunQuery()).where()
     rows = db.query(_RUN_SELECT + where + " ORDER BY r.time_start, r.uid", params)
-    return [RunRecord(*row) for row in rows]
+    return _run_records(db, rows)
 
 
 # Ties in time_start: the row inserted last counts as newest.
@@ -307,13 +330,13 @@ def recent_runs(db: Database, n: int) -> list[RunRecord]:
     A negative ``n`` means no limit, as SQLite reads ``LIMIT``.
     """
     rows = db.query(_RUN_SELECT + _NEWEST_FIRST + " LIMIT ?", (n,))
-    return [RunRecord(*row) for row in rows]
+    return _run_records(db, rows)
 
 
 def runs_by_sample(db: Database, name: str) -> list[RunRecord]:
     """Runs whose sample is named exactly ``name``, newest first."""
     rows = db.query(_RUN_SELECT + " WHERE s.name = ?" + _NEWEST_FIRST, (name,))
-    return [RunRecord(*row) for row in rows]
+    return _run_records(db, rows)
 
 
 def list_uids(db: Database, query: RunQuery | None = None) -> list[str]:
@@ -341,6 +364,8 @@ def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[An
         params,
     )
     names = ("uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator")
+    for row in rows:
+        _check_run_values(db, row[0], row[3], row[4], row[6])
     columns = list(zip(*rows)) if rows else [()] * len(names)
     return {name: list(col) for name, col in zip(names, columns)}
 
@@ -348,7 +373,7 @@ def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[An
 def get_run(db: Database, uid: str) -> RunRecord | None:
     """The run with exactly this uid, or None."""
     rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
-    return RunRecord(*rows[0]) if rows else None
+    return _run_records(db, rows)[0] if rows else None
 
 
 def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_prefix: int = 6) -> str:
@@ -481,6 +506,8 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
     seq = list(map(itemgetter(0), rows))
     times = list(map(itemgetter(1), rows))
     texts = list(map(itemgetter(2), rows))
+    seq_arr = _numeric_column(db, seq, np.int64, "events.seq_num", seq, run=run_uid, stream=stream)
+    time_arr = _numeric_column(db, times, np.float64, "events.time", seq, run=run_uid, stream=stream)
     try:
         dicts = _loads("[" + _join(texts) + "]")
         ok = len(dicts) == n and set(map(type, dicts)) == {dict}
@@ -497,7 +524,7 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         except KeyError:
             pass
         else:
-            return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
+            return EventColumns(seq_arr, time_arr, columns)
     layouts = list(dict.fromkeys(map(tuple, dicts)))
     keys: dict[str, None] = {}
     for layout in layouts:
@@ -510,7 +537,7 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         else list(map(dict.get, dicts, repeat(k), repeat(missing)))
         for k in keys
     }
-    return EventColumns(np.asarray(seq, np.int64), np.asarray(times, np.float64), columns)
+    return EventColumns(seq_arr, time_arr, columns)
 
 
 def _join(texts: Sequence[Any]) -> str:
@@ -518,6 +545,28 @@ def _join(texts: Sequence[Any]) -> str:
         return ",".join(texts)
     except TypeError:  # hand-made files can hold JSON as BLOBs (bytes)
         return ",".join(t.decode() if isinstance(t, bytes) else t for t in texts)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _numeric_column(
+    db: Database, values: list[Any], dtype: Any, column: str, seqs: list[Any], **where: Any
+) -> np.ndarray:
+    """``values`` as an array of ``dtype``; a NULL or non-number names its event."""
+    try:
+        arr = np.asarray(values, dtype)
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise ValueError("NULL")
+        return arr
+    except (ValueError, TypeError, OverflowError):
+        for s, v in zip(seqs, values):
+            if not _is_number(v) or (isinstance(v, float) and v != v):
+                raise BeamtimeDataError(
+                    f"{column} must be a number, found {v!r}", db.path, seq_num=s, **where
+                ) from None
+        raise BeamtimeDataError(f"{column} holds values that are not numbers", db.path, **where) from None
 
 
 def _raise_bad_event(db: Database, run_uid: str, stream: str, seq: Sequence[Any], texts: Sequence[Any]) -> None:
@@ -605,7 +654,7 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
     """
     join = "LEFT JOIN" if stream is not None else "JOIN"
     sql = (
-        "SELECT e.seq_num, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype "
+        "SELECT e.seq_num, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype, e.rowid "
         f"FROM events e JOIN streams s ON s.uid = e.stream_uid {join} image_refs ir "
         "ON ir.event_uid = e.uid AND ir.field_name = ? WHERE s.run_uid = ?"
     )
@@ -616,9 +665,18 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
     rows = db.query(sql + " ORDER BY e.seq_num, ir.id", params)
     where = {"run": run_uid, "stream": stream, "field": field_name}
     n = len(rows)
-    seq = np.fromiter((r[0] for r in rows), np.int64, n)
-    if n > 1 and np.any(seq[1:] == seq[:-1]):
-        dup = int(seq[1:][seq[1:] == seq[:-1]][0])
+    seq = _numeric_column(db, [r[0] for r in rows], np.int64, "events.seq_num", [r[0] for r in rows], **where)
+    bad = next((r for r in rows if r[1] is not None and not all(map(_is_int, r[2:5]))), None)
+    if bad is not None:
+        raise FrameMismatchError(
+            f"image_refs index_in_stack/shape_x/shape_y must be integers, found {bad[2:5]!r}",
+            db.path,
+            **{**where, "seq_num": bad[0]},
+        )
+    # One frame per event: two streams may share a seq_num in hand-made files, so compare events.
+    if len({r[6] for r in rows}) != n:
+        seen: set[int] = set()
+        dup = next(r[0] for r in rows if r[6] in seen or seen.add(r[6]))
         raise FrameMismatchError(
             "event has more than one frame for this field", db.path, **{**where, "seq_num": dup}
         )
