@@ -84,7 +84,6 @@ class ResonanceBackendEntrypoint(BackendEntrypoint):
     """
 
     description = "ALS RSoXS beamtimes (SQLite + Zarr) as runs and streams"
-    url = "https://github.com/intake-resonance/intake-resonance"
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
     supports_groups = True
 
