@@ -13,7 +13,6 @@ import pytest
 from intake_resonance import records
 from intake_resonance.errors import (
     BeamtimeFormatError,
-    BeamtimeNotFoundError,
     FramesMissingError,
     StoreEscapeError,
 )

@@ -1,0 +1,51 @@
+"""SQL to plain values: runs, samples, streams, event columns and frame maps.
+
+Every function takes a :class:`~intake_resonance.format.Database` and returns
+plain Python / NumPy values; no other layer writes SQL. Criteria always travel
+as SQL parameters.
+"""
+
+from __future__ import annotations
+
+from ._values import MISSING, decode_json
+from .events import EventColumns, StreamRecord, list_streams, stream_events
+from .framemap import FrameRefs, frame_refs, image_fields
+from .query import RunQuery, epoch_seconds
+from .runs import (
+    RunRecord,
+    SampleRecord,
+    get_run,
+    get_sample,
+    list_runs,
+    list_uids,
+    match_uids,
+    recent_runs,
+    resolve_uid,
+    runs_by_sample,
+    runs_table,
+)
+
+__all__ = [
+    "MISSING",
+    "SampleRecord",
+    "RunRecord",
+    "StreamRecord",
+    "EventColumns",
+    "FrameRefs",
+    "RunQuery",
+    "epoch_seconds",
+    "list_uids",
+    "runs_table",
+    "list_runs",
+    "get_run",
+    "recent_runs",
+    "runs_by_sample",
+    "match_uids",
+    "resolve_uid",
+    "get_sample",
+    "list_streams",
+    "stream_events",
+    "image_fields",
+    "frame_refs",
+    "decode_json",
+]

@@ -1,0 +1,226 @@
+"""Samples and runs: rows to plain records, listings, uid lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError
+from ..format import Database
+from ._values import _is_number, decode_json
+from .query import RunQuery, _like_escape
+
+__all__ = [
+    "SampleRecord",
+    "RunRecord",
+    "get_sample",
+    "get_run",
+    "list_runs",
+    "list_uids",
+    "recent_runs",
+    "runs_by_sample",
+    "runs_table",
+    "match_uids",
+    "resolve_uid",
+]
+
+
+# ---------------------------------------------------------------------- samples
+@dataclass(frozen=True)
+class SampleRecord:
+    """One row of ``samples``, JSON columns decoded."""
+
+    id: int
+    name: str
+    formula: str | None
+    serial: str | None
+    tags: list[str]
+    beamline_pos: str | None
+    extra: dict[str, Any]
+
+
+_SAMPLE_SQL = "SELECT id, name, formula, serial, tags, beamline_pos, extra FROM samples WHERE id = ?"
+
+
+def get_sample(db: Database, sample_id: int | None) -> SampleRecord | None:
+    """Return the sample with this id, or None when there is none (or it was deleted)."""
+    if sample_id is None:
+        return None
+    rows = db.query(_SAMPLE_SQL, (sample_id,))
+    if not rows:
+        return None
+    sid, name, formula, serial, tags, pos, extra = rows[0]
+    where = {"field": f"samples.id={sid}"}
+    tag_list = decode_json(tags, [], db, "sample tags", **where)
+    extra_dict = decode_json(extra, {}, db, "sample extra", **where)
+    # Other JSON types would be split or rejected by list()/dict(): name the row instead.
+    if tag_list is not None and not isinstance(tag_list, list):
+        raise BadJSONError(
+            f"sample tags must be a JSON list, found {type(tag_list).__name__}", db.path, **where
+        )
+    if extra_dict is not None and not isinstance(extra_dict, dict):
+        raise BadJSONError(
+            f"sample extra must be a JSON object, found {type(extra_dict).__name__}", db.path, **where
+        )
+    return SampleRecord(
+        id=sid,
+        name=name,
+        formula=formula,
+        serial=serial,
+        tags=list(tag_list or []),
+        beamline_pos=pos,
+        extra=dict(extra_dict or {}),
+    )
+
+
+# ------------------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs`` with its sample's name; metadata stays JSON text
+    until :meth:`metadata` is called, so listing many runs stays cheap."""
+
+    uid: str
+    plan_name: str
+    time_start: float
+    time_stop: float | None
+    exit_status: str | None
+    num_events: int
+    operator: str | None
+    metadata_json: str | None
+    sample_id: int | None
+    sample_name: str | None
+
+    def metadata(self, db: Database) -> dict[str, Any]:
+        """The decoded run metadata (an empty dict when NULL)."""
+        value = decode_json(self.metadata_json, {}, db, "run metadata", run=self.uid)
+        return value if isinstance(value, dict) else {"metadata": value}
+
+
+_RUN_SELECT = (
+    "SELECT r.uid, r.plan_name, r.time_start, r.time_stop, r.exit_status, "
+    "COALESCE(r.num_events, 0), r.operator, r.metadata, r.sample_id, s.name "
+    "FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
+)
+
+
+def _check_run_values(db: Database, uid: str, time_start: Any, time_stop: Any, num_events: Any) -> None:
+    """Refuse run rows whose numeric columns hold something else (hand-edited files)."""
+    for column, value, nullable in (
+        ("time_start", time_start, False),
+        ("time_stop", time_stop, True),
+        ("num_events", num_events, False),
+    ):
+        if not (_is_number(value) or (nullable and value is None)):
+            raise BeamtimeDataError(f"runs.{column} must be a number, found {value!r}", db.path, run=uid)
+
+
+def _run_records(db: Database, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
+    out = []
+    for row in rows:
+        _check_run_values(db, row[0], row[2], row[3], row[5])
+        out.append(RunRecord(*row))
+    return out
+
+
+def list_runs(db: Database, query: RunQuery | None = None) -> list[RunRecord]:
+    """All runs matching ``query``, oldest first (ties broken by uid)."""
+    where, params = (query or RunQuery()).where()
+    rows = db.query(_RUN_SELECT + where + " ORDER BY r.time_start, r.uid", params)
+    return _run_records(db, rows)
+
+
+# Ties in time_start: the row inserted last counts as newest.
+_NEWEST_FIRST = " ORDER BY r.time_start DESC, r.rowid DESC"
+
+
+def recent_runs(db: Database, n: int) -> list[RunRecord]:
+    """The ``n`` runs that started last, newest first.
+
+    A negative ``n`` means no limit, as SQLite reads ``LIMIT``.
+    """
+    rows = db.query(_RUN_SELECT + _NEWEST_FIRST + " LIMIT ?", (n,))
+    return _run_records(db, rows)
+
+
+def runs_by_sample(db: Database, name: str) -> list[RunRecord]:
+    """Runs whose sample is named exactly ``name``, newest first."""
+    rows = db.query(_RUN_SELECT + " WHERE s.name = ?" + _NEWEST_FIRST, (name,))
+    return _run_records(db, rows)
+
+
+def list_uids(db: Database, query: RunQuery | None = None) -> list[str]:
+    """Uids of the runs matching ``query``, oldest first; one light query."""
+    where, params = (query or RunQuery()).where()
+    rows = db.query(
+        "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id" + where + " ORDER BY r.time_start, r.uid",
+        params,
+    )
+    return [r[0] for r in rows]
+
+
+def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[Any]]:
+    """Columns of the runs matching ``query`` (oldest first), from a single query.
+
+    Keys: uid, plan_name, sample, time_start, time_stop, exit_status,
+    num_events, operator (times in epoch seconds, NULL as None).
+    """
+    where, params = (query or RunQuery()).where()
+    rows = db.query(
+        "SELECT r.uid, r.plan_name, s.name, r.time_start, r.time_stop, r.exit_status, "
+        "COALESCE(r.num_events, 0), r.operator FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
+        + where
+        + " ORDER BY r.time_start, r.uid",
+        params,
+    )
+    names = ("uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator")
+    for row in rows:
+        _check_run_values(db, row[0], row[3], row[4], row[6])
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    return {name: list(col) for name, col in zip(names, columns)}
+
+
+def get_run(db: Database, uid: str) -> RunRecord | None:
+    """The run with exactly this uid, or None."""
+    rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
+    return _run_records(db, rows)[0] if rows else None
+
+
+def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_prefix: int = 6) -> str:
+    """Turn a full uid or a unique uid prefix (``min_prefix`` characters or more) into a uid.
+
+    Raises
+    ------
+    RunNotFoundError
+        No run matches, the prefix is too short, or it is ambiguous (the
+        message lists the matches).
+    """
+    key = str(key).strip().lower()
+    if len(key) < min_prefix:
+        raise RunNotFoundError(
+            f"{key!r} is too short to identify a run: give the uid or at least {min_prefix} of its characters",
+            db.path,
+            run=key,
+        )
+    matches = match_uids(db, key, query)
+    if key in matches:
+        return key
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunNotFoundError("no run has this uid or uid prefix", db.path, run=key)
+    raise RunNotFoundError(f"uid prefix is ambiguous; it matches {', '.join(matches)}", db.path, run=key)
+
+
+def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list[str]:
+    """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
+    where, params = (query or RunQuery()).where()
+    escaped = _like_escape(prefix)
+    clause = (" AND " if where else " WHERE ") + "r.uid LIKE ? ESCAPE '\\'"
+    rows = db.query(
+        "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
+        + where
+        + clause
+        + " ORDER BY r.uid LIMIT 50",
+        [*params, escaped + "%"],
+    )
+    return [r[0] for r in rows]
