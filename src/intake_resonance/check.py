@@ -8,8 +8,8 @@ read it never writes: the database opens read-only and the Zarr store is only
 asked for array metadata (shape, dtype), never for pixels, so it stays fast on
 beamtimes with thousands of 4 MiB frames.
 
-This is the one module besides :mod:`.records` that runs its own SELECTs: it
-must see the raw rows, so that one bad row does not hide the next.
+It reads the raw rows (:mod:`.records.raw`), so that one bad row does not
+hide the next.
 """
 
 from __future__ import annotations
@@ -28,15 +28,6 @@ from .errors import BeamtimeError, _where
 from .format import Database, array_path, open_zarr_array
 
 __all__ = ["Finding", "check"]
-
-_STREAMS_SQL = "SELECT uid, name, data_keys FROM streams WHERE run_uid = ? ORDER BY time_created, rowid"
-_EVENTS_SQL = "SELECT seq_num, data FROM events WHERE stream_uid = ? ORDER BY seq_num"
-_REFS_SQL = (
-    "SELECT s.name, e.seq_num, ir.field_name, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype "
-    "FROM image_refs ir JOIN events e ON e.uid = ir.event_uid JOIN streams s ON s.uid = e.stream_uid "
-    "WHERE s.run_uid = ? ORDER BY e.seq_num, ir.id"
-)
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -120,7 +111,7 @@ class _Checker:
                 "num_events stays 0 and only committed events are readable",
                 run=uid,
             )
-        n_events = sum(self.stream(uid, s_uid, name, keys) for s_uid, name, keys in self.db.query(_STREAMS_SQL, (uid,)))
+        n_events = sum(self.stream(uid, s_uid, name, keys) for s_uid, name, keys in records.raw_streams(self.db, uid))
         if rec.time_stop is not None and rec.num_events != n_events:
             self.add(
                 "warning",
@@ -138,7 +129,7 @@ class _Checker:
                 self.add("error", f"stream data_keys must be a JSON object, found {type(keys).__name__}", **where)
         except BeamtimeError as exc:
             self.findings.append(_from_error(exc))
-        rows = self.db.query(_EVENTS_SQL, (stream_uid,))
+        rows = records.raw_events(self.db, stream_uid)
         for seq_num, text in rows:
             here = {**where, "seq_num": seq_num}
             if not isinstance(text, (str, bytes)):
@@ -155,7 +146,7 @@ class _Checker:
 
     # -- frames -------------------------------------------------------------
     def image_refs(self, run: str) -> None:
-        rows = self.db.query(_REFS_SQL, (run,))
+        rows = records.raw_image_refs(self.db, run)
         if not rows:
             return
         self.n_refs += len(rows)

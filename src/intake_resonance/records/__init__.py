@@ -11,6 +11,7 @@ from ._values import MISSING, decode_json
 from .events import EventColumns, StreamRecord, list_streams, stream_events
 from .framemap import FrameRefs, frame_refs, image_fields
 from .query import RunQuery, epoch_seconds
+from .raw import raw_events, raw_image_refs, raw_streams
 from .runs import (
     RunRecord,
     SampleRecord,
@@ -48,4 +49,7 @@ __all__ = [
     "image_fields",
     "frame_refs",
     "decode_json",
+    "raw_streams",
+    "raw_events",
+    "raw_image_refs",
 ]
