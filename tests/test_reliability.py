@@ -458,18 +458,51 @@ def test_dataset_reads_events_and_frames_from_one_commit(tmp_path: Path, monkeyp
     w.open_stream("primary", IMAGE_KEYS, time=T0)
     real = records.frame_refs
 
+    calls = []
+
     def commit_then_read(*args: Any, **kwargs: Any) -> Any:
-        for i in range(2):
-            ev = w.write_event({"energy_position": float(i)}, time=T0 + i)
-            w.write_image(ev, "detector_image", np.full((6, 5), i, np.int32))
-        w.close_run(time=T0 + 3)  # commits events and references now
+        if not calls:  # the writer commits once, right between the two queries
+            for i in range(2):
+                ev = w.write_event({"energy_position": float(i)}, time=T0 + i)
+                w.write_image(ev, "detector_image", np.full((6, 5), i, np.int32))
+            w.close_run(time=T0 + 3)  # commits events and references now
+        calls.append(1)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(records, "frame_refs", commit_then_read)
     ds = xr.open_dataset(path, engine="resonance", group=uid)
-    assert ds.sizes["time"] == 0 and ds.detector_image.shape == (0, 6, 5)  # the state before the commit
+    # the mismatch is noticed and the read repeated: the state after the commit, whole
+    assert len(calls) == 2 and ds.sizes["time"] == 2 and ds.detector_image.shape == (2, 6, 5)
+    np.testing.assert_array_equal(ds.detector_image.values[:, 0, 0], [0, 1])
     monkeypatch.setattr(records, "frame_refs", real)
     assert xr.open_dataset(path, engine="resonance", group=uid).detector_image.shape == (2, 6, 5)
+    w.close()
+
+
+def test_dataset_settles_in_one_transaction_when_the_writer_keeps_committing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bt.db"
+    w = BeamtimeWriter(path, journal_mode="wal").open()
+    uid = w.open_run("rsoxs", time=T0)
+    w.open_stream("primary", IMAGE_KEYS, time=T0)
+    real = records.frame_refs
+    calls = []
+
+    def commit_every_time(*args: Any, **kwargs: Any) -> Any:
+        k = len(calls)
+        ev = w.write_event({"energy_position": float(k)}, time=T0 + k)
+        w.write_image(ev, "detector_image", np.full((6, 5), k, np.int32))
+        w.connection.commit()
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(records, "frame_refs", commit_every_time)
+    ds = xr.open_dataset(path, engine="resonance", group=uid)
+    # three optimistic reads each see a commit land; the fourth reads inside one
+    # transaction and sees the three events committed before it began
+    assert len(calls) == 4 and ds.sizes["time"] == 3
+    np.testing.assert_array_equal(ds.detector_image.values[:, 0, 0], [0, 1, 2])
     w.close()
 
 

@@ -259,10 +259,24 @@ def open_run_dataset(
         Any broken row met while building (bad JSON names its seq_num).
     """
     db = beamtime if isinstance(beamtime, Database) else Database(beamtime)
-    # One read transaction: a live writer committing between the queries below
-    # would otherwise give events and frame references of different lengths.
+    # No lock is held across the queries, so a live beamline writer never waits
+    # while events decode; a commit landing between the events and the frame
+    # references is noticed (their seq_nums differ) and the read is repeated.
+    for _ in range(_OPTIMISTIC_ATTEMPTS):
+        try:
+            return _build_dataset(db, uid, stream, chunks, drop_variables, wrap_frames)
+        except _ChangedWhileReading:
+            continue
+    # A writer committing faster than we read: one read transaction settles it.
     with db.snapshot():
         return _build_dataset(db, uid, stream, chunks, drop_variables, wrap_frames)
+
+
+_OPTIMISTIC_ATTEMPTS = 3
+
+
+class _ChangedWhileReading(Exception):
+    """A commit landed between two queries of one Dataset build."""
 
 
 def _build_dataset(
@@ -295,6 +309,8 @@ def _build_dataset(
         attrs = _safe_attrs(keys.get(name, {}).items())
         dims = ("time", f"{name}_x", f"{name}_y")
         refs = records.frame_refs(db, run.uid, name, stream)
+        if not np.array_equal(refs.seq_num, ev.seq_num):
+            raise _ChangedWhileReading
         if refs.frame_shape is None:
             shape = keys.get(name, {}).get("shape")
             if isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape):
