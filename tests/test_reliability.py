@@ -449,13 +449,21 @@ def test_live_beamtime_written_by_another_process(tmp_path: Path, journal_mode: 
     assert check(path) == []
 
 
-def test_dataset_reads_events_and_frames_from_one_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Regression: a commit landing between reading a stream's events and its frame
-    # references gave an xarray "conflicting sizes" ValueError on live beamtimes.
+@pytest.fixture
+def live_wal_run(tmp_path: Path) -> Any:
+    """A WAL beamtime with one open run whose primary stream the test writes into."""
     path = tmp_path / "bt.db"
     w = BeamtimeWriter(path, journal_mode="wal").open()
     uid = w.open_run("rsoxs", time=T0)
     w.open_stream("primary", IMAGE_KEYS, time=T0)
+    yield path, w, uid
+    w.close()
+
+
+def test_dataset_rereads_when_a_commit_lands_mid_read(live_wal_run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: a commit landing between reading a stream's events and its frame
+    # references gave an xarray "conflicting sizes" ValueError on live beamtimes.
+    path, w, uid = live_wal_run
     real = records.frame_refs
 
     calls = []
@@ -476,16 +484,12 @@ def test_dataset_reads_events_and_frames_from_one_commit(tmp_path: Path, monkeyp
     np.testing.assert_array_equal(ds.detector_image.values[:, 0, 0], [0, 1])
     monkeypatch.setattr(records, "frame_refs", real)
     assert xr.open_dataset(path, engine="resonance", group=uid).detector_image.shape == (2, 6, 5)
-    w.close()
 
 
 def test_dataset_settles_in_one_transaction_when_the_writer_keeps_committing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_wal_run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "bt.db"
-    w = BeamtimeWriter(path, journal_mode="wal").open()
-    uid = w.open_run("rsoxs", time=T0)
-    w.open_stream("primary", IMAGE_KEYS, time=T0)
+    path, w, uid = live_wal_run
     real = records.frame_refs
     calls = []
 
@@ -503,7 +507,6 @@ def test_dataset_settles_in_one_transaction_when_the_writer_keeps_committing(
     # transaction and sees the three events committed before it began
     assert len(calls) == 4 and ds.sizes["time"] == 3
     np.testing.assert_array_equal(ds.detector_image.values[:, 0, 0], [0, 1, 2])
-    w.close()
 
 
 # -------------------------------------------------------------------------- faults

@@ -26,6 +26,7 @@ import numpy as np
 from . import records
 from .errors import BeamtimeError, _where
 from .format import Database, array_path, open_zarr_array
+from .frames import array_layout_problems
 
 __all__ = ["Finding", "check"]
 
@@ -131,17 +132,10 @@ class _Checker:
             self.findings.append(_from_error(exc))
         rows = records.raw_events(self.db, stream_uid)
         for seq_num, text in rows:
-            here = {**where, "seq_num": seq_num}
-            if not isinstance(text, (str, bytes)):
-                self.add("error", f"event data must be JSON text, found {type(text).__name__}", **here)
-                continue
             try:
-                value = records.decode_json(text, None, self.db, "event data", **here)
+                records.check_event_data(self.db, text, **where, seq_num=seq_num)
             except BeamtimeError as exc:
                 self.findings.append(_from_error(exc))
-                continue
-            if not isinstance(value, dict):
-                self.add("error", f"event data must be a JSON object, found {type(value).__name__}", **here)
         return len(rows)
 
     # -- frames -------------------------------------------------------------
@@ -195,20 +189,14 @@ class _Checker:
         for sx, sy, dtype in sorted({(r[5], r[6], r[7]) for r in rows}, key=str):
             first = next(r for r in rows if (r[5], r[6], r[7]) == (sx, sy, dtype))
             here = {"run": run, "stream": first[0], "seq_num": first[1], "field": first[2]}
-            if arr.ndim != 3 or tuple(arr.shape[1:]) != (sx, sy):
-                self.add(
-                    "error",
-                    f"array {group!r} has shape {tuple(arr.shape)}, but image_refs say frames are {(sx, sy)}",
-                    self.store,
-                    **here,
-                )
             try:
-                ok = np.dtype(arr.dtype).newbyteorder("=") == np.dtype(dtype).newbyteorder("=")
+                expected = np.dtype(dtype)
             except TypeError:
+                expected = None
+            for problem in array_layout_problems(arr, group, (sx, sy), expected):
+                self.add("error", problem, self.store, **here)
+            if expected is None:
                 self.add("error", f"image_refs dtype {dtype!r} is not a NumPy dtype", **here)
-                continue
-            if not ok:
-                self.add("error", f"array {group!r} holds {arr.dtype}, but image_refs say {dtype}", self.store, **here)
         n = int(arr.shape[0]) if arr.ndim else 0
         for stream, seq_num, field, _, index, *_ in rows:
             if not isinstance(index, int) or not 0 <= index < n:

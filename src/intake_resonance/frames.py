@@ -30,7 +30,7 @@ from .errors import FrameIndexError, FrameMismatchError
 from .format import open_zarr_array
 from .records import FrameRefs
 
-__all__ = ["FrameStack"]
+__all__ = ["FrameStack", "array_layout_problems"]
 
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None
@@ -148,6 +148,33 @@ class _ZstdFrames:
         wait(futures)
         for f in futures:
             f.result()
+
+
+def array_layout_problems(
+    arr: Any, group: str, frame_shape: tuple[int, int], dtype: np.dtype | None
+) -> list[str]:
+    """What in a Zarr array disagrees with its ``image_refs`` rows (empty when nothing).
+
+    Parameters
+    ----------
+    arr : zarr.Array
+        The opened array (only its metadata is read).
+    group : str
+        Its path in the store, for the messages.
+    frame_shape : tuple of int
+        ``(shape_x, shape_y)`` from ``image_refs``.
+    dtype : numpy.dtype or None
+        The dtype named in ``image_refs``; None skips the dtype comparison
+        (the caller reports a name that is not a dtype).
+    """
+    problems = []
+    if arr.ndim != 3 or tuple(arr.shape[1:]) != tuple(frame_shape):
+        problems.append(f"array {group!r} has shape {tuple(arr.shape)}, but image_refs say frames are {tuple(frame_shape)}")
+    # image_refs holds a dtype *name* ('int32' for '<i4' and '>i4' alike):
+    # byte order is not part of it, and reads convert into native order.
+    if dtype is not None and np.dtype(arr.dtype).newbyteorder("=") != np.dtype(dtype).newbyteorder("="):
+        problems.append(f"array {group!r} holds {arr.dtype}, but image_refs say {np.dtype(dtype)}")
+    return problems
 
 
 def _split_key(key: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -309,21 +336,9 @@ class FrameStack:
         if arr is None:
             where = {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
             arr = open_zarr_array(self.store, self.refs.groups[g], **where)
-            if arr.ndim != 3 or tuple(arr.shape[1:]) != self.frame_shape:
-                raise FrameMismatchError(
-                    f"array {self.refs.groups[g]!r} has shape {arr.shape}, but image_refs say frames "
-                    f"are {self.frame_shape}",
-                    self.store,
-                    **where,
-                )
-            # image_refs holds a dtype *name* ('int32' for '<i4' and '>i4' alike):
-            # byte order is not part of it, and reads convert into native order.
-            if np.dtype(arr.dtype).newbyteorder("=") != self.stored_dtype.newbyteorder("="):
-                raise FrameMismatchError(
-                    f"array {self.refs.groups[g]!r} holds {arr.dtype}, but image_refs say {self.stored_dtype}",
-                    self.store,
-                    **where,
-                )
+            problems = array_layout_problems(arr, self.refs.groups[g], self.frame_shape, self.stored_dtype)
+            if problems:
+                raise FrameMismatchError(problems[0], self.store, **where)
             direct = None
             if not self.masked:  # masked stacks are float: frames need a cast, Zarr does it
                 direct = _ZstdFrames.for_array(arr, self.store.joinpath(*self.refs.groups[g].split("/")))

@@ -8,7 +8,7 @@ as SQL parameters.
 from __future__ import annotations
 
 from ._values import MISSING, decode_json
-from .events import EventColumns, StreamRecord, list_streams, stream_events
+from .events import EventColumns, StreamRecord, check_event_data, list_streams, stream_events
 from .framemap import FrameRefs, frame_refs, image_fields
 from .query import RunQuery, epoch_seconds
 from .raw import raw_events, raw_image_refs, raw_streams
@@ -46,6 +46,7 @@ __all__ = [
     "get_sample",
     "list_streams",
     "stream_events",
+    "check_event_data",
     "image_fields",
     "frame_refs",
     "decode_json",

@@ -14,7 +14,7 @@ from ..errors import BadJSONError, BeamtimeDataError
 from ..format import Database
 from ._values import MISSING, _is_number, _loads, decode_json
 
-__all__ = ["StreamRecord", "EventColumns", "list_streams", "stream_events"]
+__all__ = ["StreamRecord", "EventColumns", "list_streams", "stream_events", "check_event_data"]
 
 
 # ---------------------------------------------------------------------- streams
@@ -165,14 +165,19 @@ def _numeric_column(
         raise BeamtimeDataError(f"{column} holds values that are not numbers", db.path, **where) from None
 
 
+def check_event_data(db: Database, text: Any, **where: Any) -> None:
+    """Raise :class:`BadJSONError` unless one event's stored data is a JSON object.
+
+    ``where`` (run, stream, seq_num) goes into the message.
+    """
+    if not isinstance(text, (str, bytes)):
+        raise BadJSONError(f"event data must be JSON text, found {type(text).__name__}", db.path, **where)
+    value = decode_json(text, None, db, "event data", **where)
+    if not isinstance(value, dict):
+        raise BadJSONError(f"event data must be a JSON object, found {type(value).__name__}", db.path, **where)
+
+
 def _raise_bad_event(db: Database, run_uid: str, stream: str, seq: Sequence[Any], texts: Sequence[Any]) -> None:
     for s, text in zip(seq, texts):
-        where = {"run": run_uid, "stream": stream, "seq_num": s}
-        if not isinstance(text, (str, bytes)):
-            raise BadJSONError(f"event data must be JSON text, found {type(text).__name__}", db.path, **where)
-        value = decode_json(text, None, db, "event data", **where)
-        if not isinstance(value, dict):
-            raise BadJSONError(
-                f"event data must be a JSON object, found {type(value).__name__}", db.path, **where
-            )
+        check_event_data(db, text, run=run_uid, stream=stream, seq_num=s)
     raise BadJSONError("event data does not decode", db.path, run=run_uid, stream=stream)
