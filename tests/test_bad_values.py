@@ -7,8 +7,8 @@ import sqlite3
 import intake
 import pytest
 import xarray as xr
-
 from conftest import T0, write_rsoxs
+
 from intake_resonance.errors import BeamtimeDataError, FrameMismatchError
 from intake_resonance.facade import Catalog
 from intake_resonance.writer import BeamtimeWriter
@@ -62,7 +62,6 @@ def test_text_in_run_start(run):
 def test_same_seq_num_in_two_streams_is_not_a_duplicate_frame(tmp_path):
     """seq_num is unique per stream only; a hand-made file may repeat it across streams."""
     import numpy as np
-
     from conftest import IMAGE_KEYS
 
     path = tmp_path / "bt.db"

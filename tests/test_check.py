@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from conftest import T0, Written, write_nexafs, write_rsoxs
 
 from intake_resonance.check import Finding, check
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import T0, Written, write_nexafs, write_rsoxs
 
 
 def _sql(path: Path, sql: str, params: tuple = ()) -> None:

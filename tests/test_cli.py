@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-
 from conftest import T0, Written, write_nexafs, write_rsoxs
+
 from intake_resonance import demo, open_run_dataset
 from intake_resonance.cli import catalog_yaml, cli
 from intake_resonance.frames import FrameStack

@@ -9,8 +9,8 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
-
 from conftest import IMAGE_KEYS, T0, write_rsoxs
+
 from intake_resonance.dataset import column_to_array, frame_chunks, open_run_dataset, open_run_tree
 from intake_resonance.errors import FramesMissingError, RunNotFoundError
 from intake_resonance.writer import BeamtimeWriter

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from conftest import T0, write_rsoxs
 
 from intake_resonance import errors, records
 from intake_resonance.errors import (
@@ -27,8 +28,6 @@ from intake_resonance.errors import (
 from intake_resonance.format import Database
 from intake_resonance.frames import FrameStack
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import T0, write_rsoxs
 
 
 # --------------------------------------------------------------------- the family

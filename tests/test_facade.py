@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import BASELINE_KEYS, IMAGE_KEYS, T0, write_nexafs, write_rsoxs
 from pandas.testing import assert_frame_equal
 
-from conftest import BASELINE_KEYS, IMAGE_KEYS, T0, write_nexafs, write_rsoxs
 from intake_resonance.errors import (
     BeamtimeError,
     BeamtimeFormatError,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import T0, write_nexafs, write_rsoxs
 
 from intake_resonance import records
 from intake_resonance.errors import (
@@ -26,8 +27,6 @@ from intake_resonance.format import (
 )
 from intake_resonance.frames import FrameStack
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import T0, write_nexafs, write_rsoxs
 
 
 def test_zarr_path_for() -> None:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import T0
 
 from intake_resonance import records
 from intake_resonance.errors import FramesMissingError
 from intake_resonance.format import Database
 from intake_resonance.frames import FrameStack
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import T0
 
 N = 7
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
 from conftest import T0, write_nexafs, write_rsoxs
+
 from intake_resonance.dataset import open_run_dataset
 from intake_resonance.errors import BeamtimeNotFoundError, RunNotFoundError
 from intake_resonance.intake_drivers import BeamtimeCatalog, BeamtimesCatalog, RunSource

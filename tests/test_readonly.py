@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import T0, write_nexafs, write_rsoxs
 
 from intake_resonance import records
 from intake_resonance.errors import BeamtimeFormatError
 from intake_resonance.format import Database
 from intake_resonance.frames import FrameStack
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import T0, write_nexafs, write_rsoxs
 
 NOBODY = 65534
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import BASELINE_KEYS, IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +17,6 @@ from intake_resonance import records
 from intake_resonance.format import Database
 from intake_resonance.records import MISSING
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import BASELINE_KEYS, IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs
 
 
 def test_missing_is_a_picklable_singleton() -> None:

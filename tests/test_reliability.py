@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from conftest import IMAGE_KEYS, T0, Written, write_nexafs, write_rsoxs
 
 from intake_resonance import records
 from intake_resonance.check import check
@@ -44,8 +45,6 @@ from intake_resonance.format import Database
 from intake_resonance.frames import FrameStack
 from intake_resonance.intake_drivers import BeamtimeCatalog
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import IMAGE_KEYS, T0, Written, write_nexafs, write_rsoxs
 
 
 # ------------------------------------------------------------------------ the faces
@@ -349,9 +348,9 @@ def test_faces_change_and_create_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("journal_mode", [None, "wal"])
 def test_faces_in_a_read_only_directory(journal_mode: str | None) -> None:
-    from test_readonly import _as_unprivileged, _make_read_only  # the fork-as-nobody helper (root in CI)
-
     import tempfile
+
+    from test_readonly import _as_unprivileged, _make_read_only  # the fork-as-nobody helper (root in CI)
 
     root = Path(tempfile.mkdtemp(prefix="ir-rel-", dir="/tmp"))
     root.chmod(0o755)

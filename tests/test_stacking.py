@@ -5,8 +5,8 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-
 from conftest import IMAGE_KEYS, T0
+
 from intake_resonance.dataset import open_run_dataset
 from intake_resonance.intake_drivers import BeamtimeCatalog
 from intake_resonance.stacking import stack_runs

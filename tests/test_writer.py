@@ -9,13 +9,12 @@ import numpy as np
 import orjson
 import pytest
 import zarr
+from conftest import IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs, write_rsoxs
 
 from intake_resonance import records
 from intake_resonance.format import Database
 from intake_resonance.frames import FrameStack
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs, write_rsoxs
 
 # FORMAT.md, table by table: (name, declared type, notnull, pk)
 SPEC_COLUMNS = {

@@ -6,12 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import NEXAFS_KEYS, T0
 
 from intake_resonance import records
 from intake_resonance.format import Database
 from intake_resonance.writer import BeamtimeWriter
-
-from conftest import NEXAFS_KEYS, T0
 
 EVENTS = [
     {"energy_position": 280.0, "i0": 1.0, "photodiode": 0.5},

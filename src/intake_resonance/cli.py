@@ -52,7 +52,9 @@ class _Group(click.Group):
         except BeamtimeError as exc:
             raise BadInput(str(exc)) from exc
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> Any:
         standalone = extra.pop("standalone_mode", True)
         try:
             rv = super().main(args, prog_name or PROG, standalone_mode=False, **extra)
@@ -243,6 +245,7 @@ _WRITERS = {".nc": "netcdf", ".zarr": "zarr"}
 def _with_progress(ds: Any, update: Callable[[int], Any]) -> Any:
     """The Dataset with each image variable's chunks reporting their frames as they are read."""
     import dask.array as da
+    import numpy as np
 
     def tick(block: Any) -> Any:
         update(block.shape[0])
@@ -251,7 +254,7 @@ def _with_progress(ds: Any, update: Callable[[int], Any]) -> Any:
     out = ds.copy()
     for name, var in ds.data_vars.items():
         if var.ndim == 3 and isinstance(var.data, da.Array):
-            out[name] = var.copy(data=var.data.map_blocks(tick, dtype=var.dtype, meta=var.data._meta))
+            out[name] = var.copy(data=da.map_blocks(tick, var.data, dtype=var.dtype, meta=np.empty((0,) * var.ndim, var.dtype)))
     return out
 
 

@@ -23,7 +23,7 @@ gives a 2-D ``shape``.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def _safe_attrs(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+    return None if t is None else datetime.fromtimestamp(t, tz=UTC).isoformat()
 
 
 def column_to_array(values: list[Any]) -> tuple[np.ndarray, bool]:
@@ -301,7 +301,7 @@ def _build_dataset(
         if name in drop or name in image_names or name in coords:
             continue
         arr, is_2d = column_to_array(values)
-        dims = ("time", f"{name}_dim_0") if is_2d else ("time",)
+        dims: tuple[str, ...] = ("time", f"{name}_dim_0") if is_2d else ("time",)
         data_vars[name] = (dims, arr, _safe_attrs(keys.get(name, {}).items()))
     for name in image_names:
         if name in drop:

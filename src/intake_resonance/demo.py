@@ -20,7 +20,7 @@ import time as _time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,7 +45,7 @@ __all__ = [
 #: Stem of the demo beamtime's files (``demo_beamtime.db`` / ``.zarr``).
 DEMO_NAME = "demo_beamtime"
 #: Start of the demo beamtime: 2026-03-05 09:00 UTC, in epoch seconds.
-EPOCH = datetime(2026, 3, 5, 9, 0, tzinfo=timezone.utc).timestamp()
+EPOCH = datetime(2026, 3, 5, 9, 0, tzinfo=UTC).timestamp()
 #: Plans whose primary stream carries detector frames.
 RSOXS_PLANS = ("rsoxs", "en_scan")
 
@@ -206,7 +206,7 @@ class _Demo:
         for k, e in enumerate(energies[:n]):
             t += 0.8 + 0.05 * self.rng.random()  # move + 0.5 s dwell
             i0 = self.i0(k / len(energies))
-            pd = 0.35 * i0 * absorption(e, sample)[()] + self.rng.normal(0, 0.002)
+            pd = 0.35 * i0 * float(absorption(e, sample)[()]) + self.rng.normal(0, 0.002)
             self.event({"energy_position": float(e), "polarization_position": pol, "i0": i0,
                         "photodiode": self._f(pd)}, t)
         t += 1.0
@@ -356,7 +356,7 @@ def write_demo(
 def _iso(t: float | None) -> str:
     if t is None:
         return "-"
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _event_count(db: Database, uid: str) -> int:

@@ -334,7 +334,7 @@ class FrameStack:
     def _array(self, g: int, seq_num: int) -> Any:
         arr = self._arrays.get(g)
         if arr is None:
-            where = {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
+            where: dict[str, Any] = {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
             arr = open_zarr_array(self.store, self.refs.groups[g], **where)
             problems = array_layout_problems(arr, self.refs.groups[g], self.frame_shape, self.stored_dtype)
             if problems:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -152,6 +152,11 @@ class _FreshnessMixin:
 
     ttl: float | None
     updated: float
+    pmode: str
+    _entries: Any
+    if TYPE_CHECKING:  # provided by intake's Catalog, which follows in the MRO
+
+        def force_reload(self) -> None: ...
 
     def reload(self) -> None:  # noqa: D102 - documented on the classes
         self.force_reload()

@@ -154,7 +154,7 @@ class BeamtimeWriter:
             conn.execute(f"PRAGMA user_version = {int(self.schema_version)}")
         conn.commit()
         self._conn = conn
-        self._group = zarr.open_group(str(self.zarr_path), mode="a", zarr_format=self.zarr_format)
+        self._group = zarr.open_group(str(self.zarr_path), mode="a", zarr_format=self.zarr_format)  # type: ignore[arg-type]
         return self
 
     def close(self) -> None:
@@ -208,7 +208,8 @@ class BeamtimeWriter:
             (name, formula, serial, _json(tags or []), beamline_pos, _json(extra or {})),
         )
         conn.commit()
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def open_run(
         self,

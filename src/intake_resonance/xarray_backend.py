@@ -71,7 +71,7 @@ def _database(filename_or_obj: Any) -> Database:
         return filename_or_obj
     if not isinstance(filename_or_obj, (str, os.PathLike)):
         raise TypeError(f"the resonance engine opens a beamtime .db path, not {type(filename_or_obj).__name__}")
-    return Database(filename_or_obj)
+    return Database(os.fspath(filename_or_obj))
 
 
 class ResonanceBackendEntrypoint(BackendEntrypoint):

@@ -96,7 +96,7 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
         sql += " AND s.name = ?"
         params.append(stream)
     rows = db.query(sql + " ORDER BY e.seq_num, ir.id", params)
-    where = {"run": run_uid, "stream": stream, "field": field_name}
+    where: dict[str, Any] = {"run": run_uid, "stream": stream, "field": field_name}
     n = len(rows)
     seq = _numeric_column(db, [r[0] for r in rows], np.int64, "events.seq_num", [r[0] for r in rows], **where)
     bad = next((r for r in rows if r[1] is not None and not all(map(_is_int, r[2:5]))), None)
@@ -109,7 +109,7 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
     # One frame per event: two streams may share a seq_num in hand-made files, so compare events.
     if len({r[6] for r in rows}) != n:
         seen: set[int] = set()
-        dup = next(r[0] for r in rows if r[6] in seen or seen.add(r[6]))
+        dup = next(r[0] for r in rows if r[6] in seen or seen.add(r[6]))  # type: ignore[func-returns-value]
         raise FrameMismatchError(
             "event has more than one frame for this field", db.path, **{**where, "seq_num": dup}
         )

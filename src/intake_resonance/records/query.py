@@ -70,7 +70,7 @@ class RunQuery:
 
     def as_dict_list(self) -> list[dict[str, Any]]:
         """The criteria as plain dicts (for catalog arguments and YAML)."""
-        out = []
+        out: list[dict[str, Any]] = []
         for key, value in self.criteria:
             if key.startswith("metadata."):
                 out.append({"metadata": {key[len("metadata."):]: value}})

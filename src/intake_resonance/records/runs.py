@@ -50,7 +50,7 @@ def get_sample(db: Database, sample_id: int | None) -> SampleRecord | None:
     if not rows:
         return None
     sid, name, formula, serial, tags, pos, extra = rows[0]
-    where = {"field": f"samples.id={sid}"}
+    where: dict[str, Any] = {"field": f"samples.id={sid}"}
     tag_list = decode_json(tags, [], db, "sample tags", **where)
     extra_dict = decode_json(extra, {}, db, "sample extra", **where)
     # Other JSON types would be split or rejected by list()/dict(): name the row instead.
