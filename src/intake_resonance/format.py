@@ -129,6 +129,9 @@ class Database:
     Every query fetches all its rows before returning: an unfinished cursor
     would hold a read lock that can make the beamline's writer wait.
 
+    A context manager: ``with Database(path) as db:`` closes the connection
+    at the end of the block (the next query would open a new one).
+
     Parameters
     ----------
     path : str or Path
@@ -263,6 +266,12 @@ class Database:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "schema_version": self.schema_version}
