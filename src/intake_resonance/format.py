@@ -162,7 +162,11 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._immutable = False
         self._lock = threading.RLock()
-        self.schema_version = self._check_schema()
+        try:
+            self.schema_version = self._check_schema()
+        except BaseException:
+            self.close()  # a file that is not a beamtime leaves no connection behind
+            raise
 
     # -- connection -------------------------------------------------------
     @property
