@@ -272,6 +272,12 @@ class FrameStack:
     def __repr__(self) -> str:
         return f"<FrameStack {self.field!r} shape={self.shape} dtype={self.dtype} store={str(self.store)!r}>"
 
+    def close(self) -> None:
+        """Forget the Zarr arrays opened so far (the next read opens them again)."""
+        with self._lock:
+            self._arrays.clear()
+            self._direct.clear()
+
     # -- pickling / dask tokens --------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
