@@ -47,8 +47,10 @@ def test_hierarchy() -> None:
         "FramesMissingError",
         "FrameIndexError",
         "FrameMismatchError",
+        "FrameDecodeError",
         "StoreEscapeError",
         "RunNotFoundError",
+        "BeamtimeBusyError",
     }
 
 

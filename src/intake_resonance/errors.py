@@ -12,11 +12,13 @@ __all__ = [
     "BeamtimeError",
     "BeamtimeNotFoundError",
     "BeamtimeFormatError",
+    "BeamtimeBusyError",
     "BeamtimeDataError",
     "BadJSONError",
     "FramesMissingError",
     "FrameIndexError",
     "FrameMismatchError",
+    "FrameDecodeError",
     "StoreEscapeError",
     "RunNotFoundError",
 ]
@@ -94,6 +96,15 @@ class BeamtimeFormatError(BeamtimeError):
     missing, or a schema version newer than this package knows."""
 
 
+class BeamtimeBusyError(BeamtimeError):
+    """A writer holds the database locked for longer than the reader waits.
+
+    Nothing is wrong with the file: try again once the writer has committed.
+    How long a reader waits is ``dask.config`` ``resonance.busy-timeout``
+    (seconds).
+    """
+
+
 class RunNotFoundError(BeamtimeError, KeyError):
     """No run (or stream) matches the uid, prefix or position asked for."""
 
@@ -121,5 +132,11 @@ class FrameMismatchError(BeamtimeDataError):
     """A stored frame's shape or dtype disagrees with its ``image_refs`` row."""
 
 
+class FrameDecodeError(BeamtimeDataError):
+    """A referenced frame's stored bytes do not decode into the frame: a
+    truncated or garbled chunk, a chunk of the wrong size, a codec that fails,
+    or a folder where a chunk file should be."""
+
+
 class StoreEscapeError(BeamtimeDataError):
-    """A ``zarr_group`` points outside the beamtime's Zarr store."""
+    """A ``zarr_group``, or a link inside the Zarr store, leads outside the store."""
