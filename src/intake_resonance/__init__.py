@@ -5,57 +5,65 @@ Three ways in:
 - intake: ``intake.open_resonance_beamtime("bt.db")`` or a YAML catalog;
 - xarray: ``xr.open_dataset("bt.db", engine="resonance", group=uid)``;
 - the beamline's API: ``from intake_resonance import Catalog``.
+
+Importing the package loads nothing but this file: each public name is
+imported from its module on first use, so ``import intake_resonance`` stays
+fast and xarray's engine discovery does not pull in intake, matplotlib or
+the command line.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from .check import Finding, check
-from .dataset import open_run_dataset, open_run_tree
-from .errors import (
-    BadJSONError,
-    BeamtimeDataError,
-    BeamtimeError,
-    BeamtimeFormatError,
-    BeamtimeNotFoundError,
-    FrameIndexError,
-    FrameMismatchError,
-    FramesMissingError,
-    RunNotFoundError,
-    StoreEscapeError,
-)
-from .facade import Catalog, LazyImageSequence, Run, RunSummary, SampleMetadata
-from .frames import FrameStack
-from .intake_drivers import BeamtimeCatalog, BeamtimesCatalog, RunSource
-from .stacking import stack_runs
-from .writer import BeamtimeWriter
+try:
+    __version__ = version("intake-resonance")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
-__all__ = [
-    "BadJSONError",
-    "BeamtimeCatalog",
-    "BeamtimeDataError",
-    "BeamtimeError",
-    "BeamtimeFormatError",
-    "BeamtimeNotFoundError",
-    "BeamtimeWriter",
-    "BeamtimesCatalog",
-    "Catalog",
-    "FrameIndexError",
-    "FrameMismatchError",
-    "FrameStack",
-    "FramesMissingError",
-    "Finding",
-    "LazyImageSequence",
-    "Run",
-    "RunNotFoundError",
-    "RunSource",
-    "RunSummary",
-    "SampleMetadata",
-    "StoreEscapeError",
-    "__version__",
-    "check",
-    "open_run_dataset",
-    "open_run_tree",
-    "stack_runs",
-]
+#: Public name -> the module (relative to this package) that defines it.
+_LAZY: dict[str, str] = {
+    "BadJSONError": "errors",
+    "BeamtimeDataError": "errors",
+    "BeamtimeError": "errors",
+    "BeamtimeFormatError": "errors",
+    "BeamtimeNotFoundError": "errors",
+    "FrameIndexError": "errors",
+    "FrameMismatchError": "errors",
+    "FramesMissingError": "errors",
+    "RunNotFoundError": "errors",
+    "StoreEscapeError": "errors",
+    "Finding": "check",
+    "check": "check",
+    "open_run_dataset": "dataset",
+    "open_run_tree": "dataset",
+    "Catalog": "facade",
+    "LazyImageSequence": "facade",
+    "Run": "facade",
+    "RunSummary": "facade",
+    "SampleMetadata": "facade",
+    "FrameStack": "frames",
+    "BeamtimeCatalog": "intake_drivers",
+    "BeamtimesCatalog": "intake_drivers",
+    "RunSource": "intake_drivers",
+    "stack_runs": "stacking",
+    "BeamtimeWriter": "writer",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+

@@ -1,9 +1,15 @@
-"""One run and one stream as an :class:`xarray.Dataset`.
+"""One run and one stream as an :class:`xarray.Dataset`: the one builder every face uses.
+
+Every way in (intake, the ``resonance`` engine, DataTrees, stacking, the
+command line, tiled, intake 2) ends in :func:`open_run_dataset`, which opens
+the run through xarray's own ``open_dataset`` machinery with our engine.
+The engine calls :func:`build_run_dataset`, so a run opened through any face
+has the same variables, attributes, chunks and dask names.
 
 Layout (see the design notes): a ``time`` dimension with one row per event in
 ``seq_num`` order, coordinates ``time`` (datetime64[ns], UTC) and ``seq_num``;
-one variable per scalar field; one dask-backed variable per image field with
-dims ``(time, <field>_x, <field>_y)``. Attributes are netCDF-safe.
+one variable per scalar field; one lazy variable per image field with dims
+``(time, <field>_x, <field>_y)``. Attributes are netCDF-safe.
 
 Typing rules for scalar fields, applied to the values present (a missing
 field and a JSON ``null`` are treated alike):
@@ -18,23 +24,36 @@ field and a JSON ``null`` are treated alike):
 A declared field that no event carries gets no variable. A declared image
 field without any frame keeps its variable (all NaN) when its descriptor
 gives a 2-D ``shape``.
+
+Dask names
+----------
+Frame variables are chunked by xarray, which names them from a token of what
+was opened. :func:`open_run_dataset` opens a :class:`RunLocation` whose token
+is the resolved ``.db`` path, the run, the stream and a digest of the frame
+references that were read, so the names are the same through every face and
+change as soon as a live run gains events (the ``.db`` modification time is
+not enough: a commit in WAL mode leaves it alone). A direct
+``xr.open_dataset("bt.db", engine="resonance", chunks=...)`` is named by
+xarray's own rule for paths (path and modification time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import os
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dask
-import dask.array as da
+import dask.array
 import numpy as np
 import orjson
 import xarray as xr
-from dask.base import tokenize
 from dask.utils import parse_bytes
 from pandas.api.types import infer_dtype
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from . import records
 from .errors import RunNotFoundError
@@ -42,17 +61,20 @@ from .format import Database
 from .frames import FrameStack
 
 __all__ = [
+    "FrameArray",
+    "RunLocation",
+    "build_run",
+    "build_run_dataset",
+    "column_to_array",
+    "frame_chunks",
+    "netcdf_safe",
+    "open_database",
     "open_run_dataset",
     "open_run_tree",
     "run_attrs",
     "run_groups",
     "stream_names",
-    "frame_chunks",
-    "column_to_array",
-    "netcdf_safe",
 ]
-
-Wrap = Callable[[FrameStack, str, Any], Any]
 
 
 # --------------------------------------------------------------------- helpers
@@ -129,21 +151,63 @@ def column_to_array(values: list[Any]) -> tuple[np.ndarray, bool]:
     return out, False
 
 
-def frame_chunks(n: int, frame_shape: tuple[int, int], dtype: np.dtype, chunks: Any = None) -> Any:
-    """Chunks for an ``(n, x, y)`` frame array.
+def frame_chunks(n: int, frame_shape: tuple[int, int], dtype: Any, chunks: Any = None) -> tuple[int, int, int]:
+    """Regular chunk sizes ``(frames, x, y)`` for an ``(n, x, y)`` frame array.
 
-    The default groups whole frames so a chunk holds about dask's
-    ``array.chunk-size``; chunks are regular (all equal but the last), which
-    ``Dataset.to_zarr`` needs. ``chunks`` may be an int (frames per chunk),
-    a tuple, ``"auto"`` or a dict by dimension position or name.
+    Parameters
+    ----------
+    n : int
+        Number of frames.
+    frame_shape : (int, int)
+        Shape of one frame.
+    dtype : dtype
+        The frames' dtype.
+    chunks : None, int, tuple, dict or "auto"
+        None (default): whole frames grouped so a chunk holds about dask's
+        ``array.chunk-size``; an int: frames per chunk; a tuple of three sizes
+        (``-1`` or None for a whole axis); a dict by axis position or by
+        dimension name (``time``, ``<field>_x``, ``<field>_y``); ``"auto"``:
+        dask's own choice, whole frames kept together.
+
+    Returns
+    -------
+    tuple of int
+        One size per axis; every chunk but the last has it, which
+        ``Dataset.to_zarr`` needs.
     """
+    shape = (n, *frame_shape)
     if chunks is None:
         target = parse_bytes(dask.config.get("array.chunk-size"))
         per_frame = max(1, int(np.prod(frame_shape)) * np.dtype(dtype).itemsize)
         chunks = max(1, target // per_frame)
-    if isinstance(chunks, (int, np.integer)):
-        return (max(1, int(chunks)), *frame_shape)
-    return chunks
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        chunks = (int(chunks), -1, -1)
+    elif isinstance(chunks, dict):
+        by_pos: list[Any] = [-1, -1, -1]
+        for key, size in chunks.items():
+            pos = key if isinstance(key, int) else _axis_of(str(key))
+            if pos is not None and 0 <= pos < 3:
+                by_pos[pos] = size
+        chunks = tuple(by_pos)
+    elif chunks == "auto":
+        chunks = ("auto", -1, -1)
+    if not isinstance(chunks, tuple) or len(chunks) != 3:
+        raise ValueError(f"frame chunks must be None, an int, a 3-tuple, a dict or 'auto', not {chunks!r}")
+    # Sizes <= 0 or None mean a whole axis; one frame per Zarr chunk is the storage unit.
+    spec = tuple(s if s == "auto" else (-1 if s is None or int(s) <= 0 else min(int(s), max(d, 1)))
+                 for s, d in zip(chunks, shape))
+    normal = dask.array.core.normalize_chunks(spec, shape=shape, dtype=np.dtype(dtype), previous_chunks=(1, *frame_shape))
+    return tuple(c[0] if c else 0 for c in normal)  # type: ignore[return-value]
+
+
+def _axis_of(dim: str) -> int | None:
+    if dim == "time":
+        return 0
+    if dim.endswith("_x"):
+        return 1
+    if dim.endswith("_y"):
+        return 2
+    return None
 
 
 def _resolve_stream(db: Database, run: records.RunRecord, stream: str) -> records.StreamRecord | None:
@@ -193,83 +257,37 @@ def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
     return attrs
 
 
-def _dask_wrap(stack: FrameStack, name: str, chunks: Any) -> da.Array:
-    chunks = frame_chunks(stack.shape[0], stack.frame_shape, stack.dtype, chunks)
-    token = tokenize(stack, chunks)
-    return da.from_array(
-        stack,
-        chunks=chunks,
-        name=f"resonance-{name}-{token}",
-        asarray=False,
-        # fancy=True: FrameStack takes NumPy keys, and dask 2026.8 fuses a
-        # slice of a chunk into the chunk's read only for the plain getter
-        # (with getter_nofancy ds.x[k] would read k's whole ~32-frame chunk).
-        fancy=True,
-        lock=False,
-        meta=np.empty((0, 0, 0), dtype=stack.dtype),
-    )
+class FrameArray(BackendArray):
+    """xarray's lazy-array view of a :class:`FrameStack` (outer indexing)."""
+
+    def __init__(self, stack: FrameStack) -> None:
+        self.stack = stack
+        self.shape = stack.shape
+        self.dtype = stack.dtype
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER_1VECTOR, self.stack.__getitem__
+        )
 
 
-# ---------------------------------------------------------------------- dataset
+def _frame_variable(stack: FrameStack, dims: tuple[str, ...], attrs: dict[str, Any], chunks: Any) -> xr.Variable:
+    var = xr.Variable(dims, indexing.LazilyIndexedArray(FrameArray(stack)), attrs)
+    # xarray chunks by these when opened with chunks={} (what every face does).
+    var.encoding["preferred_chunks"] = dict(zip(dims, frame_chunks(stack.shape[0], stack.frame_shape, stack.dtype, chunks)))
+    return var
+
+
 def _image_field_names(db: Database, run_uid: str, stream: records.StreamRecord | None, n_events: int) -> list[str]:
     declared = [] if stream is None else [k for k, d in stream.data_keys.items() if d.get("external")]
     found = [] if stream is None else records.image_fields(db, run_uid, stream.name, n_events=n_events)
     return list(dict.fromkeys([*declared, *found]))
 
 
-def open_run_dataset(
-    beamtime: Database | str | Path,
-    uid: str,
-    stream: str = "primary",
-    *,
-    chunks: Any = None,
-    drop_variables: Iterable[Hashable] | None = None,
-    wrap_frames: Wrap | None = None,
-) -> xr.Dataset:
-    """Open one stream of one run as an :class:`xarray.Dataset`.
-
-    Parameters
-    ----------
-    beamtime : Database or path
-        The beamtime's ``.db`` (opened read-only).
-    uid : str
-        The run's uid or a unique prefix of 6+ characters.
-    stream : str
-        Stream name (default ``"primary"``).
-    chunks : int, tuple, dict or "auto", optional
-        Dask chunks of the image variables; default: whole frames grouped to
-        about ``dask.config["array.chunk-size"]``.
-    drop_variables : iterable of str, optional
-        Variables not to build (their frames are never touched).
-    wrap_frames : callable, optional
-        ``wrap(stack, name, chunks)`` turning a :class:`FrameStack` into the
-        variable's data; the default makes a dask array. The xarray backend
-        passes its own lazy wrapper.
-
-    Returns
-    -------
-    xarray.Dataset
-        Frames are not read: image variables are lazy.
-
-    Raises
-    ------
-    RunNotFoundError
-        Unknown or ambiguous uid, or a stream the (closed) run does not have.
-    BeamtimeError
-        Any broken row met while building (bad JSON names its seq_num).
-    """
-    db = beamtime if isinstance(beamtime, Database) else Database(beamtime)
-    # No lock is held across the queries, so a live beamline writer never waits
-    # while events decode; a commit landing between the events and the frame
-    # references is noticed (their seq_nums differ) and the read is repeated.
-    for _ in range(_OPTIMISTIC_ATTEMPTS):
-        try:
-            return _build_dataset(db, uid, stream, chunks, drop_variables, wrap_frames)
-        except _ChangedWhileReading:
-            continue
-    # A writer committing faster than we read: one read transaction settles it.
-    with db.snapshot():
-        return _build_dataset(db, uid, stream, chunks, drop_variables, wrap_frames)
+def _empty_refs(seq_num: np.ndarray, shape: tuple[int, int]) -> records.FrameRefs:
+    # A declared image field with no frame yet: every slot masked, nothing to read.
+    none = np.full(len(seq_num), -1, dtype=np.int64)
+    return records.FrameRefs(seq_num, (), none, none.copy(), shape, "float64")
 
 
 _OPTIMISTIC_ATTEMPTS = 3
@@ -279,14 +297,49 @@ class _ChangedWhileReading(Exception):
     """A commit landed between two queries of one Dataset build."""
 
 
-def _build_dataset(
-    db: Database, uid: str, stream: str, chunks: Any, drop_variables: Iterable[Hashable] | None, wrap_frames: Wrap | None
+def build_run_dataset(
+    db: Database,
+    uid: str,
+    stream: str = "primary",
+    *,
+    drop_variables: Iterable[Hashable] | None = None,
+    chunks: Any = None,
 ) -> xr.Dataset:
+    """Build one stream of one run as a lazy Dataset (what the engine returns to xarray).
+
+    Frame variables wrap a :class:`FrameStack` in xarray's lazy indexing
+    (nothing is read here) and carry ``preferred_chunks`` in their encoding
+    from :func:`frame_chunks` with ``chunks``. Scalar columns are in memory.
+    Faces should call :func:`open_run_dataset` instead.
+
+    No lock is held across the queries, so a live beamline writer never
+    waits while events decode; a commit landing between the events and the
+    frame references is noticed (their seq_nums differ) and the read is
+    repeated, inside one read transaction as a last resort.
+    """
+    return build_run(db, uid, stream, drop_variables=drop_variables, chunks=chunks)[0]
+
+
+def build_run(
+    db: Database, uid: str, stream: str = "primary", *, drop_variables: Iterable[Hashable] | None = None, chunks: Any = None
+) -> tuple[xr.Dataset, list[FrameStack]]:
+    """:func:`build_run_dataset`, also returning the frame readers behind its image variables."""
+    for _ in range(_OPTIMISTIC_ATTEMPTS):
+        try:
+            return _build(db, uid, stream, drop_variables, chunks)
+        except _ChangedWhileReading:
+            continue
+    with db.snapshot():
+        return _build(db, uid, stream, drop_variables, chunks)
+
+
+def _build(
+    db: Database, uid: str, stream: str, drop_variables: Iterable[Hashable] | None, chunks: Any
+) -> tuple[xr.Dataset, list[FrameStack]]:
     run = records.get_run(db, records.resolve_uid(db, uid))
     assert run is not None  # resolve_uid only returns existing uids
     srec = _resolve_stream(db, run, stream)
     drop = {str(v) for v in (drop_variables or ())}
-    wrap = wrap_frames or _dask_wrap
 
     ev = records.stream_events(db, run.uid, stream, missing=None)
     n = len(ev)
@@ -303,52 +356,187 @@ def _build_dataset(
         arr, is_2d = column_to_array(values)
         dims: tuple[str, ...] = ("time", f"{name}_dim_0") if is_2d else ("time",)
         data_vars[name] = (dims, arr, _safe_attrs(keys.get(name, {}).items()))
+    stacks: list[FrameStack] = []
     for name in image_names:
         if name in drop:
             continue
-        attrs = _safe_attrs(keys.get(name, {}).items())
-        dims = ("time", f"{name}_x", f"{name}_y")
         refs = records.frame_refs(db, run.uid, name, stream)
         if not np.array_equal(refs.seq_num, ev.seq_num):
             raise _ChangedWhileReading
         if refs.frame_shape is None:
             shape = keys.get(name, {}).get("shape")
-            if isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) for s in shape):
-                data_vars[name] = (dims, da.full((n, *shape), np.nan, chunks=(max(n, 1), *shape)), attrs)
-            continue
+            if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) and s >= 0 for s in shape)):
+                continue
+            refs = _empty_refs(ev.seq_num, (shape[0], shape[1]))
         stack = FrameStack(db.zarr_path, refs, db.path, run=run.uid, stream=stream, field=name)
-        data_vars[name] = (dims, wrap(stack, name, chunks), attrs)
+        stacks.append(stack)
+        dims = ("time", f"{name}_x", f"{name}_y")
+        data_vars[name] = _frame_variable(stack, dims, _safe_attrs(keys.get(name, {}).items()), chunks)
     attrs = run_attrs(db, run)
     attrs["stream"] = stream
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    ds.set_close(_Closer(stacks))
+    return ds, stacks
 
 
-def open_run_tree(
-    beamtime: Database | str | Path, uid: str, *, chunks: Any = None, wrap_frames: Wrap | None = None
-) -> xr.DataTree:
-    """All streams of one run as a :class:`xarray.DataTree` (``/<stream>`` nodes, run attrs at the root)."""
-    db = beamtime if isinstance(beamtime, Database) else Database(beamtime)
-    full = records.resolve_uid(db, uid)
-    return xr.DataTree.from_dict(run_groups(db, full, chunks=chunks, wrap_frames=wrap_frames, prefix=""))
+class _Closer:
+    """``Dataset.close`` of a run: the frame readers let go of their open arrays."""
+
+    def __init__(self, stacks: list[FrameStack]) -> None:
+        self.stacks = stacks
+
+    def __call__(self) -> None:
+        for stack in self.stacks:
+            stack.close()
+
+
+# ---------------------------------------------------------------- the one way in
+class RunLocation(os.PathLike):
+    """What :func:`open_run_dataset` hands to ``xr.open_dataset``: a run in an open beamtime.
+
+    It is path-like (its path is the ``.db``), and its dask token names the
+    resolved file, the run, the stream and the frame references the engine
+    read (``revision``, filled in by the engine), so dask names follow the
+    data, not the file's modification time.
+    """
+
+    def __init__(self, db: Database, uid: str, stream: str) -> None:
+        self.db = db
+        self.uid = uid
+        self.stream = stream
+        self.revision: str | None = None
+
+    @property
+    def path(self) -> str:
+        """str: the beamtime's ``.db`` (what xarray records as the source)."""
+        return str(self.db.path)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("resonance-run", str(self.db.path.resolve()), self.uid, self.stream, self.revision)
+
+    def __repr__(self) -> str:
+        return f"RunLocation({self.path!r}, {self.uid!r}, {self.stream!r})"
+
+
+@contextmanager
+def open_database(beamtime: Database | str | os.PathLike[str]) -> Iterator[Database]:
+    """Yield a :class:`Database` for ``beamtime``; close it afterwards only if it was opened here.
+
+    Every face opens beamtimes through this helper, so who closes a
+    connection is never in doubt: a ``Database`` passed in belongs to the
+    caller, one opened from a path belongs to the block.
+    """
+    if isinstance(beamtime, Database):
+        yield beamtime
+        return
+    with Database(os.fspath(beamtime)) as db:
+        yield db
+
+
+def open_run_dataset(
+    beamtime: Database | str | os.PathLike[str],
+    uid: str,
+    stream: str = "primary",
+    *,
+    chunks: Any = None,
+    drop_variables: Iterable[Hashable] | str | None = None,
+) -> xr.Dataset:
+    """Open one stream of one run as an :class:`xarray.Dataset` with dask-backed frames.
+
+    Parameters
+    ----------
+    beamtime : Database or path
+        The beamtime's ``.db`` (opened read-only; a path is opened and closed
+        here, a ``Database`` stays open and belongs to the caller).
+    uid : str
+        The run's uid or a unique prefix of 6+ characters.
+    stream : str
+        Stream name (default ``"primary"``).
+    chunks : int, tuple, dict or "auto", optional
+        Dask chunks of the image variables (see :func:`frame_chunks`);
+        default: whole frames grouped to about ``dask.config["array.chunk-size"]``.
+    drop_variables : str or iterable of str, optional
+        Variables not to build (their frames are never touched).
+
+    Returns
+    -------
+    xarray.Dataset
+        Frames are not read: image variables are dask arrays. The Dataset
+        holds no open connection; ``ds.close()`` lets its frame readers drop
+        the Zarr arrays they opened.
+
+    Raises
+    ------
+    RunNotFoundError
+        Unknown or ambiguous uid, or a stream the (closed) run does not have.
+    BeamtimeError
+        Any broken row met while building (bad JSON names its seq_num).
+    """
+    from .xarray_backend import ResonanceBackendEntrypoint
+
+    drop = [drop_variables] if isinstance(drop_variables, str) else [str(v) for v in drop_variables or ()]
+    with open_database(beamtime) as db:
+        location = RunLocation(db, records.resolve_uid(db, uid), stream)
+        ds = xr.open_dataset(
+            location,
+            engine=ResonanceBackendEntrypoint,
+            chunks={},
+            frame_chunks=chunks,
+            drop_variables=drop,
+        )
+    # xarray chunked the scalar columns too; they were read already, so they
+    # go back to plain NumPy in one pass (only frames stay lazy).
+    small = [v for v in ds.variables.values() if v.chunks is not None and "preferred_chunks" not in v.encoding]
+    for var, values in zip(small, dask.compute(*(v.data for v in small), scheduler="sync")):
+        var.values = values
+    return ds
+
+
+def open_run_tree(beamtime: Database | str | os.PathLike[str], uid: str, *, chunks: Any = None) -> xr.DataTree:
+    """All streams of one run as a :class:`xarray.DataTree` (``/<stream>`` nodes, run attrs at the root).
+
+    Each stream is opened by :func:`open_run_dataset`, so its variables and
+    dask names equal a single stream's.
+    """
+    with open_database(beamtime) as db:
+        return xr.DataTree.from_dict(run_groups(db, records.resolve_uid(db, uid), prefix="", opener=_dask_opener(chunks)))
+
+
+def _dask_opener(chunks: Any) -> Opener:
+    def opener(db: Database, uid: str, stream: str, drop_variables: Iterable[Hashable] | None) -> xr.Dataset:
+        return open_run_dataset(db, uid, stream, chunks=chunks, drop_variables=drop_variables)
+
+    return opener
+
+
+Opener = Callable[[Database, str, str, Iterable[Hashable] | None], xr.Dataset]
 
 
 def run_groups(
-    db: Database, uid: str, *, chunks: Any = None, wrap_frames: Wrap | None = None, prefix: str | None = None,
+    db: Database,
+    uid: str,
+    *,
+    opener: Opener | None = None,
+    prefix: str | None = None,
     drop_variables: Iterable[Hashable] | None = None,
 ) -> dict[str, xr.Dataset]:
     """``{"<prefix>": run attrs, "<prefix>/<stream>": Dataset, ...}`` for one run.
 
     ``prefix`` defaults to ``/<uid>``; ``""`` makes the run the root.
+    ``opener(db, uid, stream, drop_variables)`` builds each stream; the
+    default is :func:`build_run_dataset` (lazy, for the engine).
     """
     run = records.get_run(db, uid)
     if run is None:
         raise RunNotFoundError("no run has this uid", db.path, run=uid)
+    build: Opener = opener or (lambda d, u, s, v: build_run_dataset(d, u, s, drop_variables=v))
     base = f"/{uid}" if prefix is None else prefix
     out: dict[str, xr.Dataset] = {base or "/": xr.Dataset(attrs=run_attrs(db, run))}
     for s in records.list_streams(db, uid):
-        out[f"{base}/{s.name}"] = open_run_dataset(
-            db, uid, s.name, chunks=chunks, wrap_frames=wrap_frames, drop_variables=drop_variables
-        )
+        out[f"{base}/{s.name}"] = build(db, uid, s.name, drop_variables)
     return out
 
 

@@ -19,6 +19,7 @@ Catalog behaviour
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from intake.catalog.local import LocalCatalogEntry
 from intake.source.base import DataSource, Schema
 
 from . import __version__, records
-from .dataset import open_run_dataset, open_run_tree, stream_names
+from .dataset import open_database, open_run_dataset, open_run_tree, stream_names
 from .errors import BeamtimeNotFoundError, RunNotFoundError
 from .format import Database
 from .stacking import stack_runs
@@ -75,13 +76,17 @@ class RunSource(DataSource):
         self.uid = uid
         self.stream = stream
         self.chunks = chunks
-        self._ds: xr.Dataset | None = None
+        # Only a weak reference: a catalog keeps its sources, and a source
+        # must not keep a long run's Dataset alive after the user drops it.
+        self._ds_ref: weakref.ref[xr.Dataset] | None = None
         super().__init__(metadata=metadata, **kwargs)
 
     def _open(self) -> xr.Dataset:
-        if self._ds is None:
-            self._ds = open_run_dataset(self.path, self.uid, self.stream, chunks=self.chunks)
-        return self._ds
+        ds = None if self._ds_ref is None else self._ds_ref()
+        if ds is None:
+            ds = open_run_dataset(self.path, self.uid, self.stream, chunks=self.chunks)
+            self._ds_ref = weakref.ref(ds)
+        return ds
 
     def _get_schema(self) -> Schema:
         ds = self._open()
@@ -100,24 +105,25 @@ class RunSource(DataSource):
 
     def to_dask(self) -> xr.Dataset:
         """The run as a Dataset with dask-backed, unread frames."""
+        ds = self._open()  # held here, so the schema below reuses it
         self._load_metadata()
-        return self._open()
+        return ds
 
     def read(self) -> xr.Dataset:
-        """The run as a Dataset with every variable loaded into memory."""
-        return self.to_dask().load()
+        """The run as a Dataset with every variable loaded into memory (a new Dataset; ``to_dask()`` stays lazy)."""
+        return self.to_dask().compute()
 
     def streams(self) -> list[str]:
         """Names of this run's streams."""
-        db = Database(self.path)
-        return stream_names(db, records.resolve_uid(db, self.uid))
+        with open_database(self.path) as db:
+            return stream_names(db, records.resolve_uid(db, self.uid))
 
     def to_datatree(self) -> xr.DataTree:
         """Every stream of the run as a :class:`xarray.DataTree` (``/<stream>`` nodes)."""
         return open_run_tree(self.path, self.uid, chunks=self.chunks)
 
     def _close(self) -> None:
-        self._ds = None
+        self._ds_ref = None
 
 
 class _RunEntries(Mapping):

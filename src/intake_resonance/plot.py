@@ -2,8 +2,9 @@
 
 The command line's ``plot`` command is a thin wrapper around
 :func:`save_run_plot`; :func:`plot_run` draws onto a new figure for
-notebooks. Matplotlib runs on its file-only ``Agg`` backend here, so plotting
-works on machines (and CI) without a display.
+notebooks. Figures are made with :class:`matplotlib.figure.Figure` directly,
+not through pyplot: no backend is chosen or changed (a notebook's stays as it
+is), nothing lingers in pyplot's figure registry, and saving needs no display.
 
 What is drawn
 -------------
@@ -35,16 +36,6 @@ ENERGY = "energy_position"
 
 class NothingToPlotError(BeamtimeError):
     """The run (stream) holds nothing that can be drawn, or the frame asked for does not exist."""
-
-
-def _pyplot() -> Any:
-    # Imported late and forced to Agg: importing this module must not pick a GUI backend.
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def image_fields(ds: xr.Dataset) -> list[str]:
@@ -171,25 +162,23 @@ def plot_run(
         No numeric column or frame to draw, an unknown field, or a frame
         out of range.
     """
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     images = image_fields(ds)
     if field is not None and field not in images:
         raise NothingToPlotError(
             f"no image field {field!r} (image fields: {', '.join(images) or 'none'})", **_where(ds)
         )
-    fig, ax = plt.subplots(figsize=(7.0, 5.5) if images else (7.5, 4.5), layout="constrained")
-    try:
-        if images:
-            name = field or images[0]
-            image, note = _frame_image(ds, name, frame)
-            _plot_frame(fig, ax, image, name, log)
-            ax.set_title(_title(ds, note), fontsize="medium")
-        else:
-            _plot_scalars(ax, ds)
-            ax.set_title(_title(ds), fontsize="medium")
-    except BaseException:
-        plt.close(fig)  # a half-drawn figure would linger in pyplot's registry
-        raise
+    fig = Figure(figsize=(7.0, 5.5) if images else (7.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    if images:
+        name = field or images[0]
+        image, note = _frame_image(ds, name, frame)
+        _plot_frame(fig, ax, image, name, log)
+        ax.set_title(_title(ds, note), fontsize="medium")
+    else:
+        _plot_scalars(ax, ds)
+        ax.set_title(_title(ds), fontsize="medium")
     return fig
 
 
@@ -220,10 +209,6 @@ def save_run_plot(
     Path
         ``out``.
     """
-    plt = _pyplot()
     fig = plot_run(ds, field=field, frame=frame, log=log)
-    try:
-        fig.savefig(out, dpi=dpi)
-    finally:
-        plt.close(fig)
+    fig.savefig(out, dpi=dpi)
     return Path(out)

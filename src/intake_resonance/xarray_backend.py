@@ -1,12 +1,16 @@
 """The ``resonance`` xarray engine: beamtimes through ``xr.open_dataset`` and ``xr.open_datatree``.
 
->>> ds = xr.open_dataset("bt.db", engine="resonance", group="3f2a9c")            # doctest: +SKIP
->>> ds = xr.open_dataset("bt.db", engine="resonance", group="3f2a9c/baseline")   # doctest: +SKIP
->>> tree = xr.open_datatree("bt.db", engine="resonance")                          # doctest: +SKIP
+>>> ds = xr.open_dataset("bt.db", engine="resonance", group="3f2a9c", chunks={})            # doctest: +SKIP
+>>> ds = xr.open_dataset("bt.db", engine="resonance", group="3f2a9c/baseline")              # doctest: +SKIP
+>>> tree = xr.open_datatree("bt.db", engine="resonance", chunks={})                          # doctest: +SKIP
 
-As with any backend, frames stay on disk until indexed; ``chunks={}`` gives
-dask arrays with the preferred chunking (whole frames grouped to about
-dask's ``array.chunk-size``), ``chunks=...`` any other.
+As with any backend, frames stay on disk until indexed. ``chunks={}`` gives
+dask arrays with the preferred chunking: whole frames grouped to about
+dask's ``array.chunk-size``, or what ``frame_chunks=`` asks for (an int of
+frames per chunk, a tuple, a dict or ``"auto"``); ``chunks=...`` any other.
+
+This module imports only xarray, dask, NumPy and the reading layers below
+it: xarray imports every installed engine, so it must stay light.
 """
 
 from __future__ import annotations
@@ -16,36 +20,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
-from xarray.backends import BackendArray, BackendEntrypoint
-from xarray.core import indexing
+from dask.base import tokenize
+from xarray.backends import BackendEntrypoint
 
 from . import records
-from .dataset import frame_chunks, open_run_dataset, run_groups
+from .dataset import RunLocation, build_run, open_database, run_groups
 from .errors import BeamtimeError, RunNotFoundError
 from .format import Database
-from .frames import FrameStack
 
-__all__ = ["ResonanceBackendEntrypoint", "FrameArray", "split_group"]
-
-
-class FrameArray(BackendArray):
-    """xarray's lazy-array view of a :class:`FrameStack` (outer indexing)."""
-
-    def __init__(self, stack: FrameStack) -> None:
-        self.stack = stack
-        self.shape = stack.shape
-        self.dtype = stack.dtype
-
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.OUTER_1VECTOR, self.stack.__getitem__
-        )
-
-
-def _lazy_wrap(stack: FrameStack, name: str, chunks: Any) -> Any:
-    return indexing.LazilyIndexedArray(FrameArray(stack))
+__all__ = ["ResonanceBackendEntrypoint", "split_group"]
 
 
 def split_group(group: str | None) -> tuple[str, str]:
@@ -56,22 +40,18 @@ def split_group(group: str | None) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) == 2 else "primary"
 
 
-def _set_preferred_chunks(ds: xr.Dataset) -> xr.Dataset:
-    for var in ds.data_vars.values():
-        data = var.variable._data
-        if isinstance(data, indexing.LazilyIndexedArray) and isinstance(data.array, FrameArray):
-            stack = data.array.stack
-            sizes = frame_chunks(stack.shape[0], stack.frame_shape, stack.dtype)
-            var.encoding["preferred_chunks"] = dict(zip(var.dims, sizes))
-    return ds
-
-
-def _database(filename_or_obj: Any) -> Database:
+def _source(filename_or_obj: Any) -> Database | str:
+    if isinstance(filename_or_obj, RunLocation):
+        return filename_or_obj.db
     if isinstance(filename_or_obj, Database):
         return filename_or_obj
     if not isinstance(filename_or_obj, (str, os.PathLike)):
         raise TypeError(f"the resonance engine opens a beamtime .db path, not {type(filename_or_obj).__name__}")
-    return Database(os.fspath(filename_or_obj))
+    return os.fspath(filename_or_obj)
+
+
+def _drop_list(drop_variables: str | Iterable[str] | None) -> list[str] | None:
+    return [drop_variables] if isinstance(drop_variables, str) else (None if drop_variables is None else list(drop_variables))
 
 
 class ResonanceBackendEntrypoint(BackendEntrypoint):
@@ -80,11 +60,16 @@ class ResonanceBackendEntrypoint(BackendEntrypoint):
     ``group`` names a run by uid or unique prefix, optionally followed by a
     stream (``"<uid>/baseline"``; default ``primary``). ``open_datatree``
     gives the whole beamtime as ``/<uid>/<stream>`` nodes with run
-    attributes on each ``/<uid>`` node.
+    attributes on each ``/<uid>`` node. ``frame_chunks`` sets the preferred
+    chunks of the frame variables (see
+    :func:`intake_resonance.dataset.frame_chunks`).
+
+    The database connection is closed before the Dataset is returned: the
+    Dataset reads frames from the Zarr store only.
     """
 
     description = "ALS RSoXS beamtimes (SQLite + Zarr) as runs and streams"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group")
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group", "frame_chunks")
     supports_groups = True
 
     def open_dataset(
@@ -93,35 +78,46 @@ class ResonanceBackendEntrypoint(BackendEntrypoint):
         *,
         drop_variables: str | Iterable[str] | None = None,
         group: str | None = None,
+        frame_chunks: Any = None,
     ) -> xr.Dataset:
-        db = _database(filename_or_obj)
-        if group is None:
-            uids = [r.uid for r in records.list_runs(db)]
-            raise RunNotFoundError(
-                f"name a run with group='<uid>' or '<uid>/<stream>'; this beamtime has {len(uids)} run(s)"
-                + (f", newest {uids[-1]}" if uids else ""),
-                db.path,
-            )
-        uid, stream = split_group(group)
-        drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
-        ds = open_run_dataset(db, uid, stream, drop_variables=drop, wrap_frames=_lazy_wrap)
-        return _set_preferred_chunks(ds)
+        location = filename_or_obj if isinstance(filename_or_obj, RunLocation) else None
+        with open_database(_source(filename_or_obj)) as db:
+            if location is not None:
+                uid, stream = location.uid, location.stream
+            elif group is None:
+                uids = records.list_uids(db)
+                raise RunNotFoundError(
+                    f"name a run with group='<uid>' or '<uid>/<stream>'; this beamtime has {len(uids)} run(s)"
+                    + (f", newest {uids[-1]}" if uids else ""),
+                    db.path,
+                )
+            else:
+                uid, stream = split_group(group)
+            ds, stacks = build_run(db, uid, stream, drop_variables=_drop_list(drop_variables), chunks=frame_chunks)
+        if location is not None:
+            # xarray tokenizes the location after this returns: dask names follow what was read.
+            location.revision = tokenize(*stacks)
+        return ds
 
     def open_groups_as_dict(
         self,
         filename_or_obj: Any,
         *,
         drop_variables: str | Iterable[str] | None = None,
+        frame_chunks: Any = None,
         **kwargs: Any,
     ) -> dict[str, xr.Dataset]:
-        db = _database(filename_or_obj)
-        drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
-        groups: dict[str, xr.Dataset] = {
-            "/": xr.Dataset(attrs={"beamtime": str(db.path), "schema_version": db.schema_version})
-        }
-        for run in records.list_runs(db):
-            for path, ds in run_groups(db, run.uid, wrap_frames=_lazy_wrap, drop_variables=drop).items():
-                groups[path] = _set_preferred_chunks(ds)
+        drop = _drop_list(drop_variables)
+        with open_database(_source(filename_or_obj)) as db:
+            groups: dict[str, xr.Dataset] = {
+                "/": xr.Dataset(attrs={"beamtime": str(db.path), "schema_version": db.schema_version})
+            }
+
+            def lazy(d: Database, u: str, s: str, v: Any) -> xr.Dataset:
+                return build_run(d, u, s, drop_variables=v, chunks=frame_chunks)[0]
+
+            for uid in records.list_uids(db):
+                groups.update(run_groups(db, uid, opener=lazy, drop_variables=drop))
         return groups
 
     def open_datatree(
@@ -129,20 +125,21 @@ class ResonanceBackendEntrypoint(BackendEntrypoint):
         filename_or_obj: Any,
         *,
         drop_variables: str | Iterable[str] | None = None,
+        frame_chunks: Any = None,
         **kwargs: Any,
     ) -> xr.DataTree:
-        groups = self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables)
+        groups = self.open_groups_as_dict(filename_or_obj, drop_variables=drop_variables, frame_chunks=frame_chunks)
         return xr.DataTree.from_dict(groups)
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        if not isinstance(filename_or_obj, (str, os.PathLike)):
-            return False
+        if not isinstance(filename_or_obj, (str, os.PathLike)) or isinstance(filename_or_obj, RunLocation):
+            return isinstance(filename_or_obj, RunLocation)
         path = Path(filename_or_obj)
         try:
             with open(path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
                     return False
-            Database(path)  # checks the beamtime tables and schema version
+            with Database(path):  # checks the beamtime tables and schema version
+                return True
         except (OSError, BeamtimeError):
             return False
-        return True
