@@ -393,8 +393,19 @@ def catalog_yaml(folder: Path) -> str:
 
 @cli.command("catalog", short_help="Print an intake YAML catalog for a folder.")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def catalog_(folder: Path) -> None:
-    """Print an intake YAML catalog for the beamtimes in FOLDER (save it and open with intake.open_catalog)."""
+@click.option("--v2", "v2", is_flag=True, help="An intake 2 catalog (readers; open with intake.from_yaml_file).")
+def catalog_(folder: Path, v2: bool) -> None:
+    """Print an intake YAML catalog for the beamtimes in FOLDER (save it and open with intake.open_catalog).
+
+    With --v2: an intake 2 catalog of beamtime readers (open it with intake.from_yaml_file).
+    """
+    if v2:
+        import yaml
+
+        from .intake_readers import folder_catalog
+
+        click.echo(yaml.safe_dump(folder_catalog(folder).to_dict(), sort_keys=False, default_flow_style=False), nl=False)
+        return
     click.echo(catalog_yaml(folder), nl=False)
 
 
