@@ -113,6 +113,10 @@ _RESONANCES: dict[str | None, tuple[tuple[float, float, float], ...]] = {
     "P3HT": ((285.3, 0.3, 2.6), (287.3, 0.5, 0.6), (293.5, 2.5, 0.8)),
     "P3HT:PCBM": ((284.5, 0.25, 1.6), (285.3, 0.3, 1.8), (286.1, 0.3, 0.7), (293.5, 2.5, 0.8)),
 }
+# Beam position on the detector (row, column) in frame sizes: never quite centred.
+_CENTRE = (0.54, 0.46)
+# Detector width in mm (2048 pixels of 13.5 um); a smaller demo frame is the same detector binned.
+_DETECTOR_MM = 27.648
 # Scattering ring of each sample: (radius at 285 eV and width, in frame sizes; strength).
 _RING: dict[str | None, tuple[float, float, float]] = {
     "PS": (0.30, 0.04, 0.15),
@@ -218,7 +222,7 @@ class _Demo:
         h, w = self.frame_shape
         s = min(h, w)
         y, x = np.ogrid[:h, :w]
-        cy, cx = 0.54 * h, 0.46 * w  # the beam is never quite centred
+        cy, cx = _CENTRE[0] * h, _CENTRE[1] * w
         r = np.hypot(y - cy, x - cx) / s
         phi = np.arctan2(y - cy, x - cx)
         r_ring, width, strength = _RING[sample]
@@ -230,10 +234,21 @@ class _Demo:
         rate = np.where(shadow, 0.005 * rate, rate)
         return (self.rng.poisson(rate * exposure * i0) + 100).astype(np.int32)  # + CCD dark offset
 
+    def geometry(self) -> dict[str, float]:
+        """The detector geometry as the run metadata records it (keys of :mod:`intake_resonance.pyhyper`).
+
+        The beam centre the frames are drawn around, counted from the first
+        pixel's outer edge; a 27.648 mm detector (2048 pixels of 13.5 um,
+        binned to the frame size) 500 mm behind the sample.
+        """
+        h, w = self.frame_shape
+        return {"sdd": 500.0, "pixel_size": round(_DETECTOR_MM / min(h, w), 9),
+                "beamcenter_x": round(_CENTRE[1] * w + 0.5, 6), "beamcenter_y": round(_CENTRE[0] * h + 0.5, 6)}
+
     def rsoxs(self, t: float, plan: str, sample: str, operator: str, energies: Sequence[float],
               pols: Sequence[float] = (0.0,), *, notes: str = "", close: bool = True) -> float:
         """An RSoXS scan: one frame per (polarization, energy); ``close=False`` leaves it open."""
-        self.open(plan, sample, t, operator, notes=notes, polarizations=list(pols), detector="ccd")
+        self.open(plan, sample, t, operator, notes=notes, polarizations=list(pols), detector="ccd", **self.geometry())
         t = self.baseline(sample, t)
         self.w.open_stream("primary", _rsoxs_keys(self.frame_shape), time=t)
         n = len(pols) * len(energies)
@@ -297,6 +312,9 @@ def write_demo(
     frames, a ``grid_scan``, a run without sample, an aborted run and, last,
     an ``en_scan`` that is still open (no stop time, status or event count).
     A later run reuses the sample name ``PS`` (the writer keeps the first row).
+    RSoXS runs record their detector geometry in the run metadata (``sdd``,
+    ``pixel_size`` in mm, ``beamcenter_x``/``beamcenter_y`` in pixels), as
+    :func:`intake_resonance.pyhyper.to_pyhyper` reads it.
 
     Parameters
     ----------

@@ -21,6 +21,7 @@ __all__ = [
     "FrameDecodeError",
     "StoreEscapeError",
     "RunNotFoundError",
+    "LayoutError",
 ]
 
 
@@ -140,3 +141,8 @@ class FrameDecodeError(BeamtimeDataError):
 
 class StoreEscapeError(BeamtimeDataError):
     """A ``zarr_group``, or a link inside the Zarr store, leads outside the store."""
+
+
+class LayoutError(BeamtimeError, ValueError):
+    """Runs cannot be laid out as asked: a coordinate to align or index on is
+    missing or repeats, frame shapes differ, or detector geometry is missing."""

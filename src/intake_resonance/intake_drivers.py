@@ -125,6 +125,12 @@ class RunSource(DataSource):
     def _close(self) -> None:
         self._ds_ref = None
 
+    def to_pyhyper(self, **options: Any) -> xr.DataArray:
+        """This run's frames in PyHyperScattering's layout (see :func:`intake_resonance.pyhyper.to_pyhyper`)."""
+        from .pyhyper import to_pyhyper  # optional face: imported only when used
+
+        return to_pyhyper(self.to_dask(), **options)
+
 
 class _RunEntries(Mapping):
     """Lazy mapping uid -> catalog entry; an entry is made on first access."""
@@ -312,22 +318,41 @@ class BeamtimeCatalog(_FreshnessMixin, Catalog):
         return df
 
     def stack(
-        self, runs: list[Any] | None = None, dim: str = "run", by: str | None = None, stream: str | None = None
+        self,
+        runs: list[Any] | None = None,
+        dim: str = "run",
+        by: str | None = None,
+        stream: str | None = None,
+        **options: Any,
     ) -> xr.Dataset:
         """Combine runs of this catalog into one lazy Dataset (see :func:`stack_runs`).
 
-        ``runs`` are uids, prefixes or positions (default: every run here).
+        ``runs`` are uids, prefixes or positions (default: every run here);
+        ``options`` (``align=``, ``tolerance=``) go to :func:`stack_runs`.
         """
         keys = list(self) if runs is None else runs
         sets = [
             open_run_dataset(self.db, self[k].uid, stream or self.stream, chunks=self.chunks) for k in keys
         ]
-        return stack_runs(sets, dim=dim, by=by)
+        return stack_runs(sets, dim=dim, by=by, **options)
 
     def close(self) -> None:
         """Close the database connection (reopened on the next read)."""
         if self._db is not None:
             self._db.close()
+
+    def to_pyhyper(self, runs: list[Any] | None = None, stream: str | None = None, **options: Any) -> xr.DataArray:
+        """Frames of runs here in PyHyperScattering's layout (see :func:`intake_resonance.pyhyper.to_pyhyper`).
+
+        ``runs`` are uids, prefixes or positions (default: every run here, so
+        narrow with :meth:`search` first); ``options`` (``by=``, ``dims=``,
+        ``geometry=``, ``stacked=``, ``field=``) go to ``to_pyhyper``.
+        """
+        from .pyhyper import to_pyhyper  # optional face: imported only when used
+
+        keys = list(self) if runs is None else runs
+        sets = [open_run_dataset(self.db, self[k].uid, stream or self.stream, chunks=self.chunks) for k in keys]
+        return to_pyhyper(sets, **options)
 
 
 class BeamtimesCatalog(_FreshnessMixin, Catalog):

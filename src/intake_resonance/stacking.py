@@ -1,18 +1,44 @@
-"""Stack several runs into one lazy Dataset along a new dimension."""
+"""Stack several runs into one lazy Dataset along a new dimension.
+
+Runs line up either by event number (the default) or on event coordinates
+(``align="energy_position"``: frames of the same energy side by side).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["stack_runs"]
+from .errors import LayoutError
+
+__all__ = ["run_label", "shared_attrs", "stack_runs"]
 
 
-def _label(ds: xr.Dataset, by: str | None) -> Any:
+def _error(ds: xr.Dataset, message: str) -> LayoutError:
+    path = ds.attrs.get("beamtime") or ds.encoding.get("source")
+    return LayoutError(message, path, run=ds.attrs.get("uid"), stream=ds.attrs.get("stream"))
+
+
+def run_label(ds: xr.Dataset, by: str | None) -> Any:
+    """The label of a run: its uid, a Dataset attribute, or a variable constant through the run.
+
+    Parameters
+    ----------
+    ds : Dataset
+        One run.
+    by : str or None
+        Attribute or variable name; None gives the uid.
+
+    Raises
+    ------
+    LayoutError
+        (a ``ValueError``) the run has no such attribute or variable, or the
+        variable takes several values.
+    """
     uid = ds.attrs.get("uid", "?")
     if by is None:
         return uid
@@ -22,22 +48,101 @@ def _label(ds: xr.Dataset, by: str | None) -> Any:
         values = np.unique(np.asarray(ds[by].values).ravel())
         values = values[~pd.isna(values)] if values.dtype.kind in "fcmM" else values
         if len(values) != 1:
-            raise ValueError(
-                f"run {uid}: {by!r} is not one value across the run (found {len(values)} distinct); "
-                "stack by an attribute or a constant variable"
+            raise _error(
+                ds,
+                f"{by!r} is not one value across the run (found {len(values)} distinct); "
+                "stack by an attribute or a constant variable, or align on it with align=",
             )
         return values[0].item() if hasattr(values[0], "item") else values[0]
-    raise ValueError(f"run {uid} has no attribute or variable {by!r} to stack by")
+    raise _error(ds, f"no attribute or variable {by!r} to stack by")
 
 
-def stack_runs(datasets: Sequence[xr.Dataset], dim: str = "run", by: str | None = None) -> xr.Dataset:
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return bool(a == b)
+
+
+def shared_attrs(attrs: Sequence[Mapping[str, Any]], context: Any = None) -> dict[str, Any]:
+    """Attributes every part has with one value; the rest are dropped (xarray's combine_attrs hook)."""
+    if not attrs:
+        return {}
+    first, rest = attrs[0], attrs[1:]
+    return {k: v for k, v in first.items() if all(k in a and _same(a[k], v) for a in rest)}
+
+
+def _grid(datasets: Sequence[xr.Dataset], name: str, tolerance: float | None) -> np.ndarray:
+    """Sorted grid of one coordinate over all runs; with a tolerance, nearby values merge into their mean."""
+    for ds in datasets:
+        if name not in ds.variables or ds[name].dims != ("time",):
+            raise _error(ds, f"cannot align on {name!r}: the run has no per-event {name!r} (fields: {sorted(ds.data_vars)})")
+        values = np.asarray(ds[name].values)
+        if pd.isna(values).any():
+            raise _error(ds, f"cannot align on {name!r}: {int(pd.isna(values).sum())} events have no value")
+    values = np.unique(np.concatenate([np.asarray(ds[name].values) for ds in datasets]))
+    if tolerance is None or values.dtype.kind not in "iuf" or values.size == 0:
+        return values
+    groups: list[list[float]] = [[values[0]]]
+    for v in values[1:]:
+        if v - groups[-1][0] <= tolerance:  # within tolerance of the group's first value
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return np.array([np.mean(g) for g in groups])
+
+
+def _snap(values: np.ndarray, grid: np.ndarray, tolerance: float | None) -> np.ndarray:
+    if tolerance is None or grid.dtype.kind not in "iuf":
+        return values
+    pos = np.clip(np.searchsorted(grid, values), 1, len(grid) - 1) if len(grid) > 1 else np.zeros(len(values), int)
+    if len(grid) > 1:
+        pos = np.where(np.abs(values - grid[pos - 1]) <= np.abs(values - grid[pos]), pos - 1, pos)
+    return grid[pos]
+
+
+def _aligned(ds: xr.Dataset, align: list[str], grids: Mapping[str, np.ndarray], tolerance: float | None) -> xr.Dataset:
+    """One run with its ``time`` dimension replaced by the ``align`` coordinates (a grid)."""
+    part = ds.drop_indexes("time").rename_dims(time="event")
+    snapped = {name: ("event", _snap(np.asarray(ds[name].values), grids[name], tolerance), ds[name].attrs) for name in align}
+    part = part.drop_vars(align).assign_coords(snapped)
+    keys = pd.MultiIndex.from_arrays([part[n].values for n in align], names=align)
+    dup = keys[keys.duplicated()]
+    if len(dup):
+        what = ", ".join(f"{n}={v.item() if hasattr(v, 'item') else v!r}" for n, v in zip(align, dup[0]))
+        raise _error(
+            ds,
+            f"cannot align on {', '.join(align)}: {len(dup)} events repeat a value of another (e.g. {what}); "
+            "align on more coordinates (e.g. align=['energy_position', 'polarization_position'])"
+            + ("" if tolerance is None else " or use a smaller tolerance"),
+        )
+    if len(align) == 1:
+        return part.swap_dims(event=align[0])
+    return part.set_index(event=align).unstack("event")
+
+
+def stack_runs(
+    datasets: Sequence[xr.Dataset],
+    dim: str = "run",
+    by: str | None = None,
+    *,
+    align: str | Sequence[str] | None = None,
+    tolerance: float | None = None,
+) -> xr.Dataset:
     """Combine run Datasets along a new dimension, aligning their fields.
 
-    Each run's ``time`` dimension becomes ``event`` (0, 1, 2, ... within
-    the run; ``time`` and ``seq_num`` stay as coordinates), so runs of
-    different lengths line up by event number and shorter runs are padded
-    with NaN (NaT for times). A field missing from a run is NaN there.
-    Dask-backed frames stay lazy.
+    Without ``align``, each run's ``time`` dimension becomes ``event`` (0, 1,
+    2, ... within the run; ``time`` and ``seq_num`` stay as coordinates), so
+    runs line up by event number. With ``align``, events line up on the
+    values of event coordinates instead: ``align="energy_position"`` puts
+    the frames taken at the same energy side by side, whatever their order or
+    number in each run; ``time`` and ``seq_num`` follow as coordinates.
+
+    Where a run has no event (a shorter run, or an energy it did not visit)
+    its values are NaN (NaT for times, None for strings); that padding turns
+    int fields and int frames into float64. Without padding (runs of equal
+    length, or the same grid) int frames stay int. A field missing from a run
+    is NaN there. Dask-backed frames stay lazy.
 
     Parameters
     ----------
@@ -50,20 +155,42 @@ def stack_runs(datasets: Sequence[xr.Dataset], dim: str = "run", by: str | None 
         one value through the run (e.g. ``"polarization_position"``); the
         default labels runs by uid. With ``by`` the uids stay as a ``uid``
         coordinate along ``dim``.
+    align : str or sequence of str, optional
+        Per-event fields to align on; each becomes a dimension (sorted
+        values, the union over the runs). A value must not repeat within a
+        run: align on several fields then (e.g. energy and polarization).
+    tolerance : float, optional
+        With ``align``: values closer than this to the smallest of a group are
+        one grid point (the group's mean). Default: exact match.
 
     Returns
     -------
     xarray.Dataset
-        Attributes shared by all runs are kept; the others are dropped.
+        Attributes (of the Dataset and of each variable) that every run has,
+        with the same value, are kept; the others are dropped.
+
+    Raises
+    ------
+    LayoutError
+        (a ``ValueError``) a run lacks the ``by`` or ``align`` field, a
+        ``by`` variable is not constant, or an ``align`` value repeats
+        within a run.
     """
     if not datasets:
-        raise ValueError("stack_runs needs at least one Dataset")
-    labels = [_label(ds, by) for ds in datasets]
+        raise LayoutError("stack_runs needs at least one Dataset")
+    if tolerance is not None and align is None:
+        raise LayoutError("tolerance= applies only with align=")
+    labels = [run_label(ds, by) for ds in datasets]
+    names = [align] if isinstance(align, str) else list(align or [])
     parts = []
-    for ds in datasets:
-        n = ds.sizes.get("time", 0)
-        part = ds.drop_indexes("time", errors="ignore").rename_dims(time="event") if "time" in ds.dims else ds
-        parts.append(part.assign_coords(event=np.arange(n)))
+    if names:
+        grids = {name: _grid(datasets, name, tolerance) for name in names}
+        parts = [_aligned(ds, names, grids, tolerance) for ds in datasets]
+    else:
+        for ds in datasets:
+            n = ds.sizes.get("time", 0)
+            part = ds.drop_indexes("time", errors="ignore").rename_dims(time="event") if "time" in ds.dims else ds
+            parts.append(part.assign_coords(event=np.arange(n)))
     out = xr.concat(
         parts,
         dim=xr.DataArray(np.asarray(labels), dims=dim, name=dim),  # plain NumPy labels stay netCDF-safe
@@ -71,8 +198,12 @@ def stack_runs(datasets: Sequence[xr.Dataset], dim: str = "run", by: str | None 
         data_vars="all",
         coords="different",
         compat="equals",
-        combine_attrs="drop_conflicts",
+        combine_attrs=shared_attrs,
     )
     if by is not None:
         out = out.assign_coords(uid=(dim, [ds.attrs.get("uid", "") for ds in datasets]))
-    return out
+    for var in out.variables.values():  # a padded int field is float now: its stored dtype no longer describes it
+        if "dtype" in var.attrs and var.attrs["dtype"] != "number" and str(var.attrs["dtype"]) != str(var.dtype):
+            del var.attrs["dtype"]
+    lead = [d for d in (dim, *names, "event") if d in out.dims]
+    return out.transpose(*lead, ...)
