@@ -4,7 +4,8 @@ This is the only module that knows how a beamtime is laid out on disk: which
 tables and columns must exist, which schema versions we read, where the Zarr
 store lives and how a ``zarr_group`` maps to a path inside it. Nothing here
 ever writes: SQLite is opened through a ``file:`` URI with ``mode=ro`` and the
-Zarr store through a read-only ``LocalStore``.
+Zarr store through a read-only :class:`~intake_resonance.store.BeamtimeStore`,
+which never reads outside the store.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BeamtimeFormatError,
     BeamtimeNotFoundError,
-    FramesMissingError,
+    FrameMismatchError,
     StoreEscapeError,
 )
+
+if TYPE_CHECKING:
+    from .store import BeamtimeStore
 
 __all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path"]
 
@@ -99,8 +103,13 @@ def array_path(store: str | Path, zarr_group: str, **where: Any) -> Path:
     ------
     StoreEscapeError
         If the group leaves the store.
+    FrameMismatchError
+        If the group is not text (a BLOB) or holds a NUL character.
     """
     root = Path(store)
+    if not isinstance(zarr_group, str) or "\0" in zarr_group:
+        found = f"a {type(zarr_group).__name__} ({zarr_group!r})" if not isinstance(zarr_group, str) else "a NUL character"
+        raise FrameMismatchError(f"image_refs zarr_group must be a text path, found {found}", root, **where)
     parts = PurePosixPath(zarr_group).parts if zarr_group else ()
     bad = (
         not zarr_group
@@ -322,13 +331,13 @@ class Database:
         return max(version, 1)
 
 
-def open_zarr_array(store: str | Path, zarr_group: str, **where: Any):  # noqa: ANN201
-    """Open one array of the Zarr store read-only (Zarr format 2 or 3).
+def open_zarr_array(store: str | Path | BeamtimeStore, zarr_group: str, **where: Any) -> Any:
+    """Open one array of the Zarr store read-only (Zarr format 2 or 3), inside the store's boundary.
 
     Parameters
     ----------
-    store : str or Path
-        The beamtime's ``.zarr`` directory.
+    store : str, Path or BeamtimeStore
+        The beamtime's ``.zarr`` directory, or a store already made for it.
     zarr_group : str
         Path of the array inside the store.
     **where
@@ -340,23 +349,10 @@ def open_zarr_array(store: str | Path, zarr_group: str, **where: Any):  # noqa: 
 
     Raises
     ------
-    StoreEscapeError, FramesMissingError
+    StoreEscapeError, FramesMissingError, FrameDecodeError
     """
-    import zarr
-    from zarr.storage import LocalStore
+    from .store import BeamtimeStore, open_array
 
-    root = Path(store)
-    array_path(root, zarr_group, **where)  # containment check before any read
-    if not root.is_dir():
-        raise FramesMissingError(f"Zarr store {root} does not exist", root, **where)
-    try:
-        return zarr.open_array(LocalStore(root, read_only=True), path=zarr_group, mode="r")
-    except (FileNotFoundError, KeyError) as exc:
-        raise FramesMissingError(f"array {zarr_group!r} is missing from the store", root, **where) from exc
-    except Exception as exc:  # zarr raises its own NodeNotFound/ContainsGroup errors
-        name = type(exc).__name__
-        if "NotFound" in name or "Contains" in name:
-            raise FramesMissingError(
-                f"array {zarr_group!r} is missing from the store ({name})", root, **where
-            ) from exc
-        raise FramesMissingError(f"cannot open array {zarr_group!r}: {name}: {exc}", root, **where) from exc
+    zstore = store if isinstance(store, BeamtimeStore) else BeamtimeStore(store)
+    array_path(zstore.root, zarr_group, **where)  # containment check before any read
+    return open_array(zstore, zarr_group, **where)

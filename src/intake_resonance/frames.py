@@ -5,150 +5,32 @@ pickled into a dask graph and opened again on a worker. Nothing is read until
 it is indexed; then each run of frames that sit next to each other in one Zarr
 array is read with a single Zarr call (Zarr decodes that call's chunks
 concurrently), and scattered frames with one ``oindex`` call per array.
+Arrays in the beamline's own layout are decoded by
+:class:`~intake_resonance.zstd_frames.ZstdFrames` instead, straight into the
+output.
 
-Arrays in the layout the beamline writes (Zarr 3, one frame per chunk, the
-default ``bytes`` + ``zstd`` codecs) take a shorter way: each frame's chunk
-file is decoded straight into the output array, the frames split over a
-thread pool with one thread per core. That saves Zarr's per-chunk buffer and
-the copy out of it, which cost about a third of a bulk read; anything that
-does not decode as expected is read through Zarr instead.
+Every byte is read through :class:`~intake_resonance.store.BeamtimeStore`,
+so nothing outside the store is read. A frame that cannot be read is an
+error naming the file, run, stream, seq_num and field, never a number: the
+failing frame is found by reading the failed block again frame by frame.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import FrameIndexError, FrameMismatchError
+from .errors import BeamtimeError, FrameDecodeError, FrameIndexError, FrameMismatchError
 from .format import open_zarr_array
 from .records import FrameRefs
+from .store import BeamtimeStore
+from .zstd_frames import ZstdFrames
 
 __all__ = ["FrameStack", "array_layout_problems"]
-
-_pool_lock = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _frame_pool() -> ThreadPoolExecutor:
-    """One thread per core for decoding frames, shared by all stacks.
-
-    Made again in a forked child, whose copy of the parent's pool has no threads.
-    """
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            workers = max(1, os.cpu_count() or 1)
-            _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="resonance-frames"))
-        return _pool[1]
-
-
-def _zstd_content_size(raw: bytes) -> int | None:
-    """The decoded size a zstd frame header declares, or None when it declares none.
-
-    Decoding in place must know the size first: a frame that decodes to
-    fewer bytes than a frame of the array would leave the rest of the
-    output unwritten. Layout from RFC 8878, section 3.1.1.1.
-    """
-    if len(raw) < 6 or raw[:4] != b"\x28\xb5\x2f\xfd":
-        return None
-    descriptor = raw[4]
-    single_segment = (descriptor >> 5) & 1
-    field_size = (single_segment, 2, 4, 8)[descriptor >> 6]
-    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
-    if field_size == 0 or len(raw) < start + field_size:
-        return None
-    size = int.from_bytes(raw[start : start + field_size], "little")
-    return size + 256 if field_size == 2 else size
-
-
-class _ZstdFrames:
-    """Whole-frame reads of one Zarr 3 array in the beamline's own layout.
-
-    Only made (see :meth:`for_array`) when each chunk is one frame encoded
-    by ``bytes`` (native byte order) then ``zstd``, the zarr-python 3
-    defaults the beamline writer uses; then a chunk file's decoded bytes are
-    exactly the frame. A missing chunk file is a frame of the fill value, as
-    Zarr reads it.
-    """
-
-    def __init__(self, folder: Path, arr: Any, codec: Any) -> None:
-        self.folder = folder
-        self.arr = arr
-        self.codec = codec
-        self.dtype = np.dtype(arr.dtype).newbyteorder("=")
-        self.fill_value = arr.metadata.fill_value
-
-    @classmethod
-    def for_array(cls, arr: Any, folder: Path) -> _ZstdFrames | None:
-        """The reader for ``arr`` (stored in ``folder``), or None when its layout is another."""
-        try:
-            from numcodecs.zstd import Zstd
-            from zarr.codecs import BytesCodec, ZstdCodec
-            from zarr.core.chunk_grids import RegularChunkGrid
-        except ImportError:  # another zarr/numcodecs layout: Zarr reads everything
-            return None
-        meta = arr.metadata
-        if getattr(meta, "zarr_format", None) != 3 or getattr(meta, "storage_transformers", ()):
-            return None
-        grid = meta.chunk_grid
-        if not isinstance(grid, RegularChunkGrid) or tuple(grid.chunk_shape) != (1, *arr.shape[1:]):
-            return None
-        codecs = tuple(meta.codecs)
-        if len(codecs) != 2 or type(codecs[0]) is not BytesCodec or type(codecs[1]) is not ZstdCodec:
-            return None
-        dtype = np.dtype(arr.dtype)
-        endian = codecs[0].endian
-        if dtype.kind not in "iufb" or not dtype.isnative:
-            return None
-        if dtype.itemsize > 1 and getattr(endian, "value", endian) != sys.byteorder:
-            return None
-        return cls(folder, arr, Zstd())
-
-    def _read_one(self, index: int, out: np.ndarray) -> None:
-        key = self.arr.metadata.encode_chunk_key((index, 0, 0))
-        try:
-            raw = self.folder.joinpath(*key.split("/")).read_bytes()
-        except FileNotFoundError:
-            out[...] = self.fill_value  # Zarr does not write chunks that hold only the fill value
-            return
-        except OSError:
-            raw = None
-        if raw is not None and _zstd_content_size(raw) == out.nbytes:
-            try:
-                # Decoded in place: no buffer of its own, no copy out of it.
-                self.codec.decode(raw, out=out)
-                return
-            except Exception:  # noqa: BLE001 - Zarr reads it below and raises its own error
-                pass
-        out[...] = self.arr[index]  # not what this layout promises: let Zarr decide
-
-    def _read_many(self, pairs: list[tuple[int, int]], out: np.ndarray) -> None:
-        for row, index in pairs:
-            self._read_one(index, out[row])
-
-    def read(self, idx: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
-        """Read frames ``idx`` of the array into ``out[rows]``, spread over the cores."""
-        pairs = list(zip(rows.tolist(), idx.tolist()))
-        pool = _frame_pool()
-        parts = min(len(pairs), pool._max_workers)
-        if parts < 2:
-            self._read_many(pairs, out)
-            return
-        # Contiguous blocks, one per worker: each thread walks its files in order.
-        bounds = np.linspace(0, len(pairs), parts + 1).astype(int)
-        futures = [pool.submit(self._read_many, pairs[a:b], out) for a, b in zip(bounds[:-1], bounds[1:])]
-        # Wait for every block before raising: none may still write into ``out`` afterwards.
-        wait(futures)
-        for f in futures:
-            f.result()
-
 
 def array_layout_problems(
     arr: Any, group: str, frame_shape: tuple[int, int], dtype: np.dtype | None
@@ -243,7 +125,8 @@ class FrameStack:
         self.dtype = np.promote_types(self.stored_dtype, np.float32) if self.masked else self.stored_dtype
         self.shape: tuple[int, int, int] = (len(refs), *self.frame_shape)
         self._arrays: dict[int, Any] = {}
-        self._direct: dict[int, _ZstdFrames | None] = {}
+        self._direct: dict[int, ZstdFrames | None] = {}
+        self._zstore: BeamtimeStore | None = None
         self._lock = threading.Lock()
 
     # -- array protocol ---------------------------------------------------
@@ -283,6 +166,7 @@ class FrameStack:
         state = self.__dict__.copy()
         state["_arrays"] = {}
         state["_direct"] = {}
+        state["_zstore"] = None
         del state["_lock"]
         return state
 
@@ -337,17 +221,21 @@ class FrameStack:
         # A Python/NumPy integer or a 0-d integer array picks one frame.
         return (pos.reshape(1), None) if arr.ndim == 0 else (pos, arr.shape)
 
+    def _where(self, seq_num: int) -> dict[str, Any]:
+        return {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
+
     def _array(self, g: int, seq_num: int) -> Any:
         arr = self._arrays.get(g)
         if arr is None:
-            where: dict[str, Any] = {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
-            arr = open_zarr_array(self.store, self.refs.groups[g], **where)
-            problems = array_layout_problems(arr, self.refs.groups[g], self.frame_shape, self.stored_dtype)
+            where = self._where(seq_num)
+            group = self.refs.groups[g]
+            if self._zstore is None:
+                self._zstore = BeamtimeStore(self.store)
+            arr = open_zarr_array(self._zstore, group, **where)
+            problems = array_layout_problems(arr, group, self.frame_shape, self.stored_dtype)
             if problems:
                 raise FrameMismatchError(problems[0], self.store, **where)
-            direct = None
-            if not self.masked:  # masked stacks are float: frames need a cast, Zarr does it
-                direct = _ZstdFrames.for_array(arr, self.store.joinpath(*self.refs.groups[g].split("/")))
+            direct = ZstdFrames.for_array(arr, self._zstore, group)
             with self._lock:
                 self._arrays[g] = arr
                 self._direct[g] = direct
@@ -364,25 +252,51 @@ class FrameStack:
         for g in np.unique(groups[groups >= 0]):
             rows = np.flatnonzero(groups == g)
             idx = indices[rows]
-            arr = self._array(int(g), int(self.refs.seq_num[positions[rows[0]]]))
+            seq = self.refs.seq_num[positions[rows]]
+            arr = self._array(int(g), int(seq[0]))
             bad = (idx < 0) | (idx >= arr.shape[0])
             if bad.any():
-                k = rows[np.flatnonzero(bad)[0]]
+                k = int(np.flatnonzero(bad)[0])
                 raise FrameIndexError(
-                    f"index_in_stack {int(indices[k])} is beyond array {self.refs.groups[g]!r} "
-                    f"of {arr.shape[0]} frames",
+                    f"index_in_stack {int(idx[k])} is beyond array {self.refs.groups[g]!r} of {arr.shape[0]} frames",
                     self.store,
-                    run=self.run,
-                    stream=self.stream,
-                    seq_num=int(self.refs.seq_num[positions[k]]),
-                    field=self.field,
+                    **self._where(int(seq[k])),
                 )
-            direct = self._direct.get(int(g))
-            if direct is not None:
-                direct.read(idx, rows, out)
-            else:
-                self._read_group(arr, idx, rows, out)
+            try:
+                self._read_frames(int(g), arr, idx, rows, out)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                raise self._failed_frame(int(g), arr, idx, seq, exc) from exc
         return out
+
+    def _read_frames(self, g: int, arr: Any, idx: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+        direct = self._direct.get(g)
+        if direct is not None:
+            direct.read(idx, rows, out)
+        else:
+            self._read_group(arr, idx, rows, out)
+
+    def _failed_frame(self, g: int, arr: Any, idx: np.ndarray, seq: np.ndarray, exc: Exception) -> BeamtimeError:
+        """The error naming the first frame of a failed read that fails alone (read again one by one)."""
+        group = self.refs.groups[g]
+        one = np.empty((1, *self.frame_shape), self.dtype)
+        for index, seq_num in zip(idx.tolist(), seq.tolist()):
+            try:
+                self._read_frames(g, arr, np.array([index]), np.array([0]), one)
+            except MemoryError:
+                raise
+            except Exception as frame_exc:  # noqa: BLE001 - turned into our error below
+                return self._frame_error(group, index, seq_num, frame_exc)
+        return self._frame_error(group, int(idx[0]), int(seq[0]), exc)  # fails only together
+
+    def _frame_error(self, group: str, index: int, seq_num: int, exc: Exception) -> BeamtimeError:
+        where = self._where(seq_num)
+        if isinstance(exc, BeamtimeError):  # the store's own refusal, now with the frame's place
+            return type(exc)(exc.message, exc.path or self.store, **where)
+        return FrameDecodeError(
+            f"frame {index} of array {group!r} does not decode: {type(exc).__name__}: {exc}", self.store, **where
+        )
 
     @staticmethod
     def _read_group(arr: Any, idx: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:

@@ -346,9 +346,10 @@ class BeamtimeWriter:
         if group in self._group:
             arr = self._group[group]
         else:
-            arr = self._group.create_array(
-                group, shape=(0, *image.shape), chunks=(1, *image.shape), dtype=image.dtype
-            )
+            arr = self._group.create_array(group, shape=(0, *image.shape), chunks=(1, *image.shape), dtype=image.dtype)
+        # Every frame gets its chunk file, even one of the fill value only: readers treat an
+        # absent chunk of a referenced frame as damage, not as a frame of zeros.
+        arr = arr.with_config({"write_empty_chunks": True})
         n = arr.shape[0]
         pos = n if index is None else int(index)
         if pos >= n:
