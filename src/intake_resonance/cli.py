@@ -2,8 +2,9 @@
 
 Commands: ``demo`` (write the demo beamtime), ``ls`` (list runs), ``show``
 (one run's attributes, streams and fields), ``check`` (validate a
-beamtime), ``export`` (a run to netCDF or Zarr), ``plot`` (a run to PNG) and
-``catalog`` (an intake YAML catalog for a folder of beamtimes).
+beamtime), ``export`` (a run to netCDF or Zarr), ``plot`` (a run to PNG),
+``catalog`` (an intake YAML catalog for a folder of beamtimes) and ``serve``
+(beamtimes over HTTP with tiled).
 
 Every command reads through the package's faces (intake catalog, run
 Datasets); none talks SQL. Bad input (a missing or broken file, an unknown
@@ -15,6 +16,7 @@ Programming errors are not caught: their tracebacks should be seen.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -220,15 +222,19 @@ def show(path: Path, uid: str) -> None:
 @cli.command(short_help="Check a beamtime; exit 1 on errors.")
 @click.argument("path", type=_DB)
 @click.option("--no-frames", is_flag=True, help="Do not check image references against the Zarr store.")
+@click.option("--pixels", is_flag=True, help="Also decode every referenced frame (reads the whole store).")
 @click.pass_context
-def check(ctx: click.Context, path: Path, no_frames: bool) -> None:
-    """Check the beamtime PATH: one line per finding; exit 1 if any is an error (warnings allowed)."""
+def check(ctx: click.Context, path: Path, no_frames: bool, pixels: bool) -> None:
+    """Check the beamtime PATH: one line per finding; exit 1 if any is an error (warnings allowed).
+
+    Only metadata is read unless --pixels is given.
+    """
     from .check import check as check_beamtime
     from .errors import BeamtimeNotFoundError
 
     if not path.exists():  # nothing to check is bad input (exit 2), not a finding
         raise BeamtimeNotFoundError("beamtime database does not exist", path)
-    findings = check_beamtime(path, frames=not no_frames)
+    findings = check_beamtime(path, frames=not no_frames, pixels=pixels and not no_frames)
     for finding in findings:
         click.echo(str(finding))
     errors = sum(1 for f in findings if f.level == "error")
@@ -407,6 +413,52 @@ def catalog_(folder: Path, v2: bool) -> None:
         click.echo(yaml.safe_dump(folder_catalog(folder).to_dict(), sort_keys=False, default_flow_style=False), nl=False)
         return
     click.echo(catalog_yaml(folder), nl=False)
+
+
+# -------------------------------------------------------------------- serve
+@cli.command(short_help="Serve a beamtime (or a folder) over HTTP with tiled.")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--api-key", default=None, help="Key clients must present (default: $TILED_SINGLE_USER_API_KEY, else a new one).")
+@click.option("--public", is_flag=True, help="Anyone who can connect may read, without a key.")
+def serve(path: Path, host: str, port: int, api_key: str | None, public: bool) -> None:
+    """Serve PATH (a beamtime .db, or a folder of them) read-only over HTTP with tiled until interrupted."""
+    try:
+        import uvicorn
+
+        from .tiled import build_server
+    except ImportError as exc:
+        raise BadInput(f"serving needs tiled: pip install 'intake-resonance[tiled]' ({exc})") from exc
+    try:
+        app, key, source = build_server(path, api_key=api_key, public=public)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--api-key'") from exc
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    click.echo(f"serving {path} (read-only) at {url}", err=True)
+    if public:
+        click.echo("public: anyone who can connect may read", err=True)
+    shown = key if source == "generated" else f"(from {'--api-key' if source == 'option' else '$TILED_SINGLE_USER_API_KEY'})"
+    click.echo(f"API key: {shown}", err=True)
+    click.echo(f'connect: tiled.client.from_uri("{url}", api_key="{key if source == "generated" else "..."}")', err=True)
+    # Ctrl-C and SIGTERM stop the server; uvicorn shuts down gracefully, then
+    # re-raises the signal, which ends here as a normal exit (status 0).
+    previous = signal.signal(signal.SIGTERM, _stop_serving)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("stopped", err=True)
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived while serving."""
+
+
+def _stop_serving(signum: int, frame: Any) -> None:
+    raise _Stopped
 
 
 def main(argv: Sequence[str] | None = None) -> None:
