@@ -106,7 +106,7 @@ def detector_geometry(ds: xr.Dataset, geometry: Mapping[str, Any] | None = None)
             f"no detector geometry: missing {', '.join(missing)} (neither in geometry= nor in the run metadata); "
             "give geometry={'sdd': mm, 'pixel_size': mm, 'beamcenter_x': px, 'beamcenter_y': px}",
         )
-    pixel = values["pixel_size"]
+    pixel: Any = values["pixel_size"]
     if isinstance(pixel, str) or not np.ndim(pixel):
         rows = cols = _number(ds, "pixel_size", pixel)
     else:
@@ -133,7 +133,7 @@ def detector_geometry(ds: xr.Dataset, geometry: Mapping[str, Any] | None = None)
 
 
 def _frame_field(ds: xr.Dataset, field: str | None) -> str:
-    images = [k for k, v in ds.data_vars.items() if v.ndim == 3 and v.dims[0] == "time"]
+    images = [str(k) for k, v in ds.data_vars.items() if v.ndim == 3 and v.dims[0] == "time"]
     if field is None:
         if "detector_image" in images or not images:
             field = "detector_image"
@@ -165,13 +165,14 @@ def _one_run(ds: xr.Dataset, field: str | None, geometry: Mapping[str, Any] | No
     frames = xr.Variable(("system", *_FRAME_DIMS), var.data)  # rows (<field>_x) are pix_y
     attrs = {k: v for k, v in ds.attrs.items() if k not in _STORAGE_ATTRS}
     attrs.update({k: v for k, v in var.attrs.items() if k not in _STORAGE_ATTRS})
+    attrs.setdefault("units", "counts")  # detector frames count photons (ADU) unless the descriptor says otherwise
     attrs["field"] = field
     attrs.update(detector_geometry(ds, geometry))
     return xr.DataArray(frames, coords=coords, name=field, attrs=attrs)
 
 
 def _levels(runs: Sequence[xr.DataArray], dims: Sequence[str] | None) -> list[str]:
-    have = set.intersection(*(set(r.coords) for r in runs))
+    have = set.intersection(*({str(c) for c in r.coords} for r in runs))
     if dims is not None:
         wanted = [_ALIASES.get(d, d) for d in dims]
         missing = [d for d in wanted if d not in have]
@@ -278,7 +279,10 @@ def to_pyhyper(
     index = pd.MultiIndex.from_arrays([out[lv].values for lv in levels], names=levels)
     _check_unique(index, levels)
     if stacked:
-        return out.drop_vars(levels).assign_coords(xr.Coordinates.from_pandas_multiindex(index, "system"))
+        system = xr.Coordinates.from_pandas_multiindex(index, "system")
+        for lv in levels:  # keep units and the like on the levels
+            system.variables[lv].attrs.update(out[lv].attrs)
+        return out.drop_vars(levels).assign_coords(system)
     if len(levels) == 1:
         out = out.swap_dims(system=levels[0])
     else:

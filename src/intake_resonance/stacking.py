@@ -76,7 +76,7 @@ def _grid(datasets: Sequence[xr.Dataset], name: str, tolerance: float | None) ->
     """Sorted grid of one coordinate over all runs; with a tolerance, nearby values merge into their mean."""
     for ds in datasets:
         if name not in ds.variables or ds[name].dims != ("time",):
-            raise _error(ds, f"cannot align on {name!r}: the run has no per-event {name!r} (fields: {sorted(ds.data_vars)})")
+            raise _error(ds, f"cannot align on {name!r}: the run has no per-event {name!r} (fields: {sorted(map(str, ds.data_vars))})")
         values = np.asarray(ds[name].values)
         if pd.isna(values).any():
             raise _error(ds, f"cannot align on {name!r}: {int(pd.isna(values).sum())} events have no value")
