@@ -91,7 +91,8 @@ def local_path(url: Any) -> str:
         url = url[0]
     text = os.fspath(url)
     if text.startswith("file://"):
-        return unquote(urlsplit(text).path)
+        # {CATALOG_DIR}/../x.db: normalised, so attrs name the file as a path would
+        return os.path.normpath(unquote(urlsplit(text).path))
     if "://" in text or "::" in text:
         raise BeamtimeError("beamtimes are read from local files only (SQLite cannot open a remote file)", text)
     return text
@@ -319,6 +320,7 @@ class RunCatalog(Catalog):
     """
 
     _state: _Listing
+    entries: MutableMapping[str, Any]
 
     @classmethod
     def from_beamtime(
@@ -375,7 +377,7 @@ class RunCatalog(Catalog):
         }
         entry = ReaderDescription(
             reader=RunReader.qname(),
-            kwargs={"data": "{data(%s)}" % state.data_token, "uid": uid, "stream": state.stream, "chunks": state.chunks},
+            kwargs={"data": f"{{data({state.data_token})}}", "uid": uid, "stream": state.stream, "chunks": state.chunks},
             output_instance=RunReader.output_instance,
             metadata=meta,
         )
