@@ -6,7 +6,9 @@ stream, event and image reference and returns a list of :class:`Finding`
 e.g. a run that never closed or frames that belong to no run). Like every
 read it never writes: the database opens read-only and the Zarr store is only
 asked for array metadata (shape, dtype), never for pixels, so it stays fast on
-beamtimes with thousands of 4 MiB frames.
+beamtimes with thousands of 4 MiB frames. With ``pixels=True`` it also decodes
+every referenced frame and reports each one that fails. Every file is read
+through the store's boundary (:class:`~intake_resonance.store.BeamtimeStore`).
 
 It reads the raw rows (:mod:`.records.raw`), so that one bad row does not
 hide the next.
@@ -26,7 +28,9 @@ import numpy as np
 from . import records
 from .errors import BeamtimeError, _where
 from .format import Database, array_path, open_zarr_array
-from .frames import array_layout_problems
+from .frames import FrameStack, array_layout_problems
+from .records import FrameRefs
+from .store import BeamtimeStore
 
 __all__ = ["Finding", "check"]
 
@@ -75,11 +79,13 @@ def _from_error(exc: BeamtimeError, level: str = "error", path: str | Path | Non
 class _Checker:
     """State of one :func:`check` call: findings, open arrays and referenced frames."""
 
-    def __init__(self, db: Database, frames: bool) -> None:
+    def __init__(self, db: Database, frames: bool, pixels: bool = False) -> None:
         self.db = db
         self.db_path = str(db.path)
         self.store = db.zarr_path
+        self.zstore = BeamtimeStore(self.store)
         self.frames = frames
+        self.pixels = pixels
         self.findings: list[Finding] = []
         self.arrays: dict[str, Any] = {}  # zarr_group -> zarr.Array, or None when it cannot be opened
         self.referenced: dict[str, set[int]] = defaultdict(set)
@@ -165,6 +171,7 @@ class _Checker:
             self.group(run, group, group_rows)
 
     def group(self, run: str, group: str, rows: list[tuple]) -> None:
+        n_before = len(self.findings)
         stream, seq_num, field = rows[0][:3]
         where = {"run": run, "stream": stream, "seq_num": seq_num, "field": field}
         try:
@@ -177,7 +184,7 @@ class _Checker:
             return  # reported once for the whole beamtime
         if group not in self.arrays:
             try:
-                self.arrays[group] = open_zarr_array(self.store, group, **where)
+                self.arrays[group] = open_zarr_array(self.zstore, group, **where)
             except BeamtimeError as exc:
                 self.arrays[group] = None
                 self.findings.append(_from_error(exc))
@@ -198,7 +205,9 @@ class _Checker:
             if expected is None:
                 self.add("error", f"image_refs dtype {dtype!r} is not a NumPy dtype", **here)
         n = int(arr.shape[0]) if arr.ndim else 0
-        for stream, seq_num, field, _, index, *_ in rows:
+        readable = []
+        for row in rows:
+            stream, seq_num, field, _, index, *_ = row
             if not isinstance(index, int) or not 0 <= index < n:
                 self.add(
                     "error",
@@ -209,6 +218,38 @@ class _Checker:
                     seq_num=seq_num,
                     field=field,
                 )
+            else:
+                readable.append(row)
+        if self.pixels and readable and not any(f.level == "error" and f.run == run for f in self.findings[n_before:]):
+            self.decode(run, group, readable)
+
+    def decode(self, run: str, group: str, rows: list[tuple]) -> None:
+        """Read every frame of ``rows`` (one array, sound metadata); report each that fails."""
+        by_stack: dict[tuple[Any, Any], list[tuple]] = defaultdict(list)
+        for row in rows:
+            by_stack[(row[0], row[2])].append(row)
+        for (stream, field), stack_rows in by_stack.items():
+            refs = FrameRefs(
+                seq_num=np.array([r[1] for r in stack_rows], np.int64),
+                groups=(group,),
+                group=np.zeros(len(stack_rows), np.int64),
+                index=np.array([r[4] for r in stack_rows], np.int64),
+                frame_shape=(int(stack_rows[0][5]), int(stack_rows[0][6])),
+                dtype=str(stack_rows[0][7]),
+            )
+            stack = FrameStack(self.store, refs, self.db_path, run=run, stream=stream, field=field)
+            # Blocks of about 64 MiB: the decoder's threads stay busy, memory stays bounded.
+            per_block = max(1, (64 << 20) // max(1, stack.nbytes // max(1, len(stack))))
+            for start in range(0, len(stack), per_block):
+                block = range(start, min(start + per_block, len(stack)))
+                try:
+                    stack[block.start : block.stop]
+                except BeamtimeError:
+                    for i in block:  # which ones: each failing frame is one finding
+                        try:
+                            stack[i]
+                        except BeamtimeError as exc:
+                            self.findings.append(_from_error(exc))
 
     def store_contents(self) -> None:
         """Report a missing store (when frames are referenced) and frames no committed row references."""
@@ -222,11 +263,11 @@ class _Checker:
                     self.store,
                 )
             return
-        for group in _store_arrays(self.store):
+        for group in _store_arrays(self.zstore):
             arr = self.arrays.get(group)
             if arr is None:
                 try:
-                    arr = open_zarr_array(self.store, group)
+                    arr = open_zarr_array(self.zstore, group)
                 except BeamtimeError as exc:
                     self.add("warning", f"cannot inspect array {group!r}: {exc.message}", self.store)
                     continue
@@ -250,27 +291,31 @@ class _Checker:
             )
 
 
-def _store_arrays(store: Path) -> list[str]:
-    """Paths (``a/b/c``) of the arrays in a Zarr 2 or 3 directory store, from metadata files only."""
+def _store_arrays(store: BeamtimeStore) -> list[str]:
+    """Paths (``a/b/c``) of the arrays in a Zarr 2 or 3 directory store, from metadata files only.
+
+    Linked folders are not walked, and metadata is read through the store's boundary.
+    """
     found = []
-    for dirpath, dirnames, filenames in os.walk(store):
+    root = os.path.realpath(store.root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root).as_posix()
         is_array = ".zarray" in filenames
         if not is_array and "zarr.json" in filenames:
             try:
-                with open(os.path.join(dirpath, "zarr.json"), "rb") as fh:
-                    is_array = json.load(fh).get("node_type") == "array"
-            except (OSError, ValueError, AttributeError):
+                text = store.read("zarr.json" if rel == "." else f"{rel}/zarr.json")
+                is_array = text is not None and json.loads(text).get("node_type") == "array"
+            except (BeamtimeError, ValueError, AttributeError):
                 is_array = False
         if is_array:
             dirnames.clear()  # chunk folders can hold thousands of files; no need to walk them
-            rel = Path(dirpath).relative_to(store).as_posix()
             if rel != ".":
                 found.append(rel)
         dirnames.sort()
     return sorted(found)
 
 
-def check(path: str | Path, *, frames: bool = True) -> list[Finding]:
+def check(path: str | Path, *, frames: bool = True, pixels: bool = False) -> list[Finding]:
     """Check a beamtime and report every problem found.
 
     Parameters
@@ -281,6 +326,10 @@ def check(path: str | Path, *, frames: bool = True) -> list[Finding]:
         Also check the image references against the Zarr store (array
         presence, containment, shape, dtype, index range, frames no row
         references). Only array metadata is read, never pixels.
+    pixels : bool, default False
+        Also decode every referenced frame (with ``frames``) and report each
+        one that fails: a damaged, absent or linked-out chunk. Reads every
+        frame once, so it takes as long as reading the whole beamtime.
 
     Returns
     -------
@@ -297,7 +346,7 @@ def check(path: str | Path, *, frames: bool = True) -> list[Finding]:
         db = Database(path)
     except BeamtimeError as exc:
         return [_from_error(exc, path=path)]
-    checker = _Checker(db, frames)
+    checker = _Checker(db, frames, pixels)
     try:
         try:
             runs = records.list_runs(db)
