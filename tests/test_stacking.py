@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
 from conftest import IMAGE_KEYS, T0
+from dask.array import PerformanceWarning
 
 from intake_resonance.dataset import open_run_dataset
+from intake_resonance.errors import LayoutError
 from intake_resonance.intake_drivers import BeamtimeCatalog
 from intake_resonance.stacking import stack_runs
 from intake_resonance.writer import BeamtimeWriter
@@ -64,3 +68,108 @@ def test_catalog_stack_method(runs):
     st = cat.stack(dim="pol", by="pol")
     assert st.pol.values.tolist() == [0.0, 90.0]
     assert float(st.detector_image.sel(pol=90.0).mean()) == 2.0
+
+
+# ------------------------------------------------------------ alignment on event coordinates
+@pytest.fixture
+def energy_runs(tmp_path):
+    """Three scans: two on the same energies in different orders, one on a shifted, partial grid."""
+    path = tmp_path / "grid.db"
+    grids = {"a": [280.0, 282.0, 284.0], "b": [284.0, 280.0, 282.0], "c": [280.02, 283.99]}
+    out = {}
+    with BeamtimeWriter(path, seed=9) as w:
+        for k, (name, energies) in enumerate(grids.items()):
+            sample = "PS" if name != "c" else None  # run c has no sample
+            uid = w.open_run("rsoxs", sample=sample, time=T0 + 100 * k, metadata={"scan": name})
+            w.open_stream("primary", IMAGE_KEYS, time=T0 + 100 * k)
+            for i, e in enumerate(energies):
+                ev = w.write_event({"energy_position": e, "exposure": 0.1}, time=T0 + 100 * k + i)
+                w.write_image(ev, "detector_image", np.full((6, 5), int(round(e)) * 10 + k, np.int32))
+            w.close_run(time=T0 + 100 * k + 50)
+            out[name] = uid
+    return path, out
+
+
+def test_align_on_energy_puts_equal_energies_together(energy_runs):
+    path, uids = energy_runs
+    sets = [open_run_dataset(path, uids[n]) for n in ("a", "b")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        st = stack_runs(sets, align="energy_position")
+        img = st.detector_image.values
+    assert st.detector_image.dims == ("run", "energy_position", "detector_image_x", "detector_image_y")
+    assert st.energy_position.values.tolist() == [280.0, 282.0, 284.0]
+    assert img.dtype == np.int32 and st.detector_image.attrs["dtype"] == "int32"  # same grid: no padding, int stays int
+    np.testing.assert_array_equal(img[:, :, 0, 0], [[2800, 2820, 2840], [2801, 2821, 2841]])
+    assert st.seq_num.dims == ("run", "energy_position") and st.seq_num.values[1].tolist() == [2, 3, 1]
+    assert isinstance(st.detector_image.data, da.Array)
+
+
+def test_align_pads_missing_points_and_snaps_within_tolerance(energy_runs):
+    path, uids = energy_runs
+    sets = [open_run_dataset(path, uids[n]) for n in ("a", "c")]
+    exact = stack_runs(sets, align="energy_position")
+    assert exact.sizes["energy_position"] == 5  # 280, 280.02, 282, 283.99, 284: nothing merges
+    near = stack_runs(sets, align="energy_position", tolerance=0.05)
+    assert near.energy_position.values.tolist() == pytest.approx([280.01, 282.0, 283.995])
+    img = near.detector_image.values
+    assert img.dtype == np.float64 and "dtype" not in near.detector_image.attrs  # padding promoted to float
+    np.testing.assert_array_equal(img[1, :, 0, 0], [2802, np.nan, 2842])  # run c has no 282 eV frame
+    assert np.isnat(near.time.values[1, 1]) and not np.isnat(near.time.values[1, 0])
+
+
+def test_align_errors(energy_runs, runs):
+    path, uids = energy_runs
+    sets = [open_run_dataset(path, uids[n]) for n in ("a", "b")]
+    with pytest.raises(LayoutError, match="no per-event 'polarization_position'") as err:
+        stack_runs(sets, align="polarization_position")
+    assert isinstance(err.value, ValueError) and uids["a"] in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(LayoutError, match="repeat"):  # two scans' energies merge into one point
+        stack_runs(sets, align="energy_position", tolerance=5.0)
+    with pytest.raises(LayoutError, match="only with align"):
+        stack_runs(sets, tolerance=0.1)
+    rpath, written = runs
+    pair = [open_run_dataset(rpath, uid) for uid, _ in written]
+    both = stack_runs(pair, align=["energy_position", "polarization_position"])
+    assert both.detector_image.dims[:3] == ("run", "energy_position", "polarization_position")
+
+
+def test_only_attributes_every_run_shares_are_kept(energy_runs):
+    path, uids = energy_runs
+    sets = [open_run_dataset(path, uids[n]) for n in ("a", "b", "c")]
+    assert sets[0].attrs["sample_name"] == "PS" and "sample_name" not in sets[2].attrs
+    st = stack_runs(sets)
+    assert "sample_name" not in st.attrs and "scan" not in st.attrs  # one run's sample is not the stack's
+    assert st.attrs["plan_name"] == "rsoxs" and st.attrs["exit_status"] == "success"
+    assert st.detector_image.dtype == np.float64  # run c is shorter: padded by event number
+
+
+def test_equal_length_runs_keep_int_frames(energy_runs):
+    path, uids = energy_runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        st = stack_runs([open_run_dataset(path, uids[n]) for n in ("a", "b")])
+        assert st.detector_image.dtype == np.int32 and st.detector_image.values.shape == (2, 3, 6, 5)
+
+
+def test_catalog_stack_aligns(energy_runs):
+    path, uids = energy_runs
+    cat = BeamtimeCatalog(str(path))
+    try:
+        st = cat.stack(runs=[uids["a"], uids["c"]], align="energy_position", tolerance=0.05, by="scan")
+    finally:
+        cat.close()
+    assert st.run.values.tolist() == ["a", "c"] and st.sizes["energy_position"] == 3
+
+
+def test_runs_without_frames_pad_lazily_without_chunk_warnings(beamtime):
+    sets = [open_run_dataset(beamtime.path, beamtime.uids[k]) for k in ("nexafs", "rsoxs")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        st = stack_runs(sets, by="plan_name")
+        img = st.detector_image
+        assert isinstance(img.data, da.Array) and st.sizes["event"] == 8  # the NEXAFS run is longer
+        values = img.values
+    assert np.isnan(values[0]).all()  # the NEXAFS run has no frames
+    np.testing.assert_array_equal(values[1, :5], beamtime.frames["rsoxs"])
+    assert np.isnan(values[1, 5:]).all()

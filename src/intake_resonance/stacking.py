@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import dask.array
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -121,6 +122,57 @@ def _aligned(ds: xr.Dataset, align: list[str], grids: Mapping[str, np.ndarray], 
     return part.set_index(event=align).unstack("event")
 
 
+def _take_padded(data: Any, axis: int, src: np.ndarray) -> Any:
+    """``data`` taken along ``axis`` at ``src``; -1 gives the dtype's missing value (NaN, NaT, None).
+
+    Done by hand on dask arrays: xarray's masked reindex builds a mask whose
+    chunks disagree with the frames' and makes dask warn about chunk growth.
+    """
+    dtype, fill = xr.core.dtypes.maybe_promote(data.dtype)
+    if (src >= 0).all():
+        return data[(slice(None),) * axis + (src,)]
+    shape = list(data.shape)
+    shape[axis] = 1
+    chunks = list(data.chunks)
+    chunks[axis] = (1,)
+    filler = dask.array.full(shape, fill, dtype=dtype, chunks=tuple(chunks))
+    padded = dask.array.concatenate([data.astype(dtype), filler], axis=axis)
+    return padded[(slice(None),) * axis + (np.where(src < 0, data.shape[axis], src),)]
+
+
+def _pad_to(part: xr.Dataset, targets: Mapping[str, pd.Index]) -> xr.Dataset:
+    """Reindex a run onto the common grid: NumPy variables through xarray, dask ones by hand."""
+    for dim, target in targets.items():
+        src = part.indexes[dim].get_indexer(target)
+        if len(src) == part.sizes[dim] and (src == np.arange(len(src))).all():
+            continue
+        lazy = {k: v for k, v in part.data_vars.items() if dim in v.dims and isinstance(v.data, dask.array.Array)}
+        moved = {
+            k: xr.Variable(v.dims, _take_padded(v.data, v.dims.index(dim), src), v.attrs, v.encoding)
+            for k, v in lazy.items()
+        }
+        part = part.drop_vars(list(lazy)).reindex({dim: target}).assign(moved)
+    return part
+
+
+def _fill_missing(parts: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Give every run the dask variables some runs have, all missing, so concat need not mask-reindex them."""
+    templates: dict[Any, xr.Variable] = {}
+    for p in parts:
+        for k, arr in p.data_vars.items():
+            if isinstance(arr.data, dask.array.Array):
+                templates.setdefault(k, arr.variable)
+    out = []
+    for p in parts:
+        missing = {}
+        for k, v in templates.items():
+            if k not in p.variables and all(p.sizes.get(d) in (None, n) for d, n in v.sizes.items()):
+                dtype, fill = xr.core.dtypes.maybe_promote(v.dtype)
+                missing[k] = xr.Variable(v.dims, dask.array.full(v.shape, fill, dtype=dtype, chunks=v.data.chunks), v.attrs)
+        out.append(p.assign(missing) if missing else p)
+    return out
+
+
 def stack_runs(
     datasets: Sequence[xr.Dataset],
     dim: str = "run",
@@ -186,11 +238,14 @@ def stack_runs(
     if names:
         grids = {name: _grid(datasets, name, tolerance) for name in names}
         parts = [_aligned(ds, names, grids, tolerance) for ds in datasets]
+        targets = {name: pd.Index(grid, name=name) for name, grid in grids.items()}
     else:
         for ds in datasets:
             n = ds.sizes.get("time", 0)
             part = ds.drop_indexes("time", errors="ignore").rename_dims(time="event") if "time" in ds.dims else ds
             parts.append(part.assign_coords(event=np.arange(n)))
+        targets = {"event": pd.RangeIndex(max(p.sizes["event"] for p in parts), name="event")}
+    parts = _fill_missing([_pad_to(p, {d: t for d, t in targets.items() if d in p.dims}) for p in parts])
     out = xr.concat(
         parts,
         dim=xr.DataArray(np.asarray(labels), dims=dim, name=dim),  # plain NumPy labels stay netCDF-safe
