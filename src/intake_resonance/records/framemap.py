@@ -106,6 +106,12 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
             db.path,
             **{**where, "seq_num": bad[0]},
         )
+    bad = next((r for r in rows if r[1] is not None and (not isinstance(r[1], str) or "\0" in r[1])), None)
+    if bad is not None:
+        found = f"a {type(bad[1]).__name__} ({bad[1]!r})" if not isinstance(bad[1], str) else "a NUL character"
+        raise FrameMismatchError(
+            f"image_refs zarr_group must be a text path, found {found}", db.path, **{**where, "seq_num": bad[0]}
+        )
     # One frame per event: two streams may share a seq_num in hand-made files, so compare events.
     if len({r[6] for r in rows}) != n:
         seen: set[int] = set()
