@@ -320,7 +320,10 @@ class Run:
         BadJSONError
             If an event's data is not a JSON object.
         """
-        ev = records.stream_events(self._catalog._database(), self.uid, stream)
+        # Typed columns come straight from the columnar reader; list columns
+        # (gaps, strings, mixed kinds) are inferred as pandas does for records.
+        db = self._catalog._database()
+        ev = records.event_table(db, self.uid, stream)
         if len(ev) == 0:
             return pd.DataFrame(columns=pd.Index(list(_LEADING)))
         # int64 and float64, as pandas infers for the records' Python ints and floats.
@@ -330,7 +333,13 @@ class Run:
                 # A field named like a leading column replaces it where present
                 # (the beamline updates each record with the event's data).
                 lead = data[name].tolist()
-                data[name] = [old if v is records.MISSING else v for old, v in zip(lead, values)]
+                if isinstance(values, np.ndarray) and values.dtype.kind == "f" and np.isnan(values).any():
+                    values = records.stream_events(db, self.uid, stream).columns[name]  # NaN: absent or a value?
+                plain = values.tolist() if isinstance(values, np.ndarray) else values
+                data[name] = [old if v is records.MISSING else v for old, v in zip(lead, plain)]
+                continue
+            if isinstance(values, np.ndarray):
+                data[name] = values  # float64 (NaN for gaps), int64 or bool: what pandas would infer
                 continue
             types = set(map(type, values))
             if type(records.MISSING) in types:
@@ -340,7 +349,7 @@ class Run:
             data[name] = _column(values, types)
         # Lists left as lists are inferred as pandas does for a list of
         # records (same object-array conversion), without the records.
-        return pd.DataFrame(data)
+        return pd.DataFrame(data, copy=False)
 
     def images(self, field: str = "detector_image") -> LazyImageSequence:
         """The frames of one image field, lazily.

@@ -7,8 +7,10 @@ as SQL parameters.
 
 from __future__ import annotations
 
-from ._values import MISSING, decode_json
-from .events import EventColumns, StreamRecord, check_event_data, list_streams, stream_events
+from ._values import MAX_JSON_DEPTH, MISSING, decode_json
+from .arrays import column_array
+from .columnar import EventTable, event_table, table_from_columns
+from .events import EventColumns, StreamRecord, check_event_data, decode_event_rows, list_streams, stream_events
 from .framemap import FrameRefs, frame_refs, image_fields
 from .query import RunQuery, epoch_seconds
 from .raw import raw_events, raw_image_refs, raw_streams
@@ -28,6 +30,7 @@ from .runs import (
 
 __all__ = [
     "MISSING",
+    "MAX_JSON_DEPTH",
     "SampleRecord",
     "RunRecord",
     "StreamRecord",
@@ -46,6 +49,11 @@ __all__ = [
     "get_sample",
     "list_streams",
     "stream_events",
+    "decode_event_rows",
+    "EventTable",
+    "event_table",
+    "table_from_columns",
+    "column_array",
     "check_event_data",
     "image_fields",
     "frame_refs",

@@ -10,7 +10,12 @@ import orjson
 from ..errors import BadJSONError
 from ..format import Database
 
-__all__ = ["MISSING", "decode_json"]
+__all__ = ["MISSING", "MAX_JSON_DEPTH", "decode_json"]
+
+#: Deepest nesting of JSON containers we decode (the event or metadata object
+#: itself is level 1). The beamline writes two or three levels; a deeper file
+#: is hostile or broken, and Python's decoder or encoder would overflow on it.
+MAX_JSON_DEPTH = 100
 
 
 class _Missing:
@@ -39,7 +44,32 @@ def _loads(text: str | bytes) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)  # a json.JSONDecodeError (ValueError) if truly broken
+        try:
+            return json.loads(text)  # a json.JSONDecodeError (ValueError) if truly broken
+        except RecursionError:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of JSON containers in ``value`` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break  # deep enough to refuse: no need to walk the rest
+        stack.extend((v, level + 1) for v in item if isinstance(v, (dict, list)))
+    return deepest
+
+
+def _too_deep(value: Any, base: int = 0) -> bool:
+    """Whether ``value``, sitting ``base`` levels down, nests deeper than :data:`MAX_JSON_DEPTH`."""
+    return isinstance(value, (dict, list)) and base + _depth(value) > MAX_JSON_DEPTH
 
 
 def decode_json(text: str | bytes | None, default: Any, db: Database, what: str, **where: Any) -> Any:
@@ -53,9 +83,12 @@ def decode_json(text: str | bytes | None, default: Any, db: Database, what: str,
     if text is None or text == "" or text == b"":
         return default
     try:
-        return _loads(text)
+        value = _loads(text)
     except ValueError as exc:
         raise BadJSONError(f"{what} is not valid JSON ({exc})", db.path, **where) from exc
+    if _too_deep(value):
+        raise BadJSONError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels", db.path, **where)
+    return value
 
 
 def _is_number(value: Any) -> bool:

@@ -12,9 +12,9 @@ import numpy as np
 
 from ..errors import BadJSONError, BeamtimeDataError
 from ..format import Database
-from ._values import MISSING, _is_number, _loads, decode_json
+from ._values import MAX_JSON_DEPTH, MISSING, _is_number, _loads, _too_deep, decode_json
 
-__all__ = ["StreamRecord", "EventColumns", "list_streams", "stream_events", "check_event_data"]
+__all__ = ["StreamRecord", "EventColumns", "list_streams", "stream_events", "decode_event_rows", "check_event_data"]
 
 
 # ---------------------------------------------------------------------- streams
@@ -83,7 +83,9 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
     """Read and decode every event of one stream of a run.
 
     The JSON of all rows is decoded in one ``orjson`` call over the joined
-    text instead of one call per row.
+    text instead of one call per row. This is the plain-values reader (every
+    value a Python object); :func:`~intake_resonance.records.event_table`
+    reads the same events column-wise in bounded memory.
 
     Parameters
     ----------
@@ -94,10 +96,23 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
     Raises
     ------
     BadJSONError
-        Naming the seq_num of the first event whose data does not decode or
-        is not a JSON object.
+        Naming the seq_num of the first event whose data does not decode, is
+        not a JSON object, or nests deeper than :data:`MAX_JSON_DEPTH`.
+    BeamtimeDataError
+        Naming the seq_num of the first event whose ``seq_num`` or ``time``
+        is not a number.
     """
-    rows = db.query(_EVENTS_SQL, (run_uid, stream))
+    return decode_event_rows(db, db.query(_EVENTS_SQL, (run_uid, stream)), run_uid, stream, missing=missing)
+
+
+def decode_event_rows(
+    db: Database, rows: Sequence[tuple[Any, Any, Any]], run_uid: str, stream: str, *, missing: Any = MISSING
+) -> EventColumns:
+    """Decode ``(seq_num, time, data)`` rows, already in ``seq_num`` order, into columns.
+
+    The semantics of :func:`stream_events` for any set of rows (a whole
+    stream, or one ``seq_num`` range of it).
+    """
     n = len(rows)
     if n == 0:
         return EventColumns(np.empty(0, np.int64), np.empty(0, np.float64), {})
@@ -115,29 +130,42 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         ok = False
     if not ok:
         _raise_bad_event(db, run_uid, stream, seq, texts)
+    columns = _columns(dicts, missing)
+    for name, values in columns.items():
+        if not _CONTAINERS.isdisjoint(map(type, values)):
+            for s, v in zip(seq, values):
+                if _too_deep(v, 1):
+                    raise BadJSONError(
+                        f"event data is nested deeper than {MAX_JSON_DEPTH} levels", db.path,
+                        run=run_uid, stream=stream, seq_num=s, field=name,
+                    )
+    return EventColumns(seq_arr, time_arr, columns)
+
+
+_CONTAINERS = frozenset((list, dict))
+
+
+def _columns(dicts: list[dict[str, Any]], missing: Any) -> dict[str, list[Any]]:
     first = dicts[0]
     if set(map(len, dicts)) == {len(first)}:
         # Same size as the first event and holding all its keys means the same
         # fields (the usual case): no per-event layout tuples needed.
         try:
-            columns = {k: list(map(itemgetter(k), dicts)) for k in first}
+            return {k: list(map(itemgetter(k), dicts)) for k in first}
         except KeyError:
             pass
-        else:
-            return EventColumns(seq_arr, time_arr, columns)
     layouts = list(dict.fromkeys(map(tuple, dicts)))
     keys: dict[str, None] = {}
     for layout in layouts:
         keys.update(dict.fromkeys(layout))
     # A field every event has needs no default: a plain item lookup is cheaper than get().
     everywhere = set(layouts[0]).intersection(*layouts[1:])
-    columns = {
+    return {
         k: list(map(itemgetter(k), dicts))
         if k in everywhere
         else list(map(dict.get, dicts, repeat(k), repeat(missing)))
         for k in keys
     }
-    return EventColumns(seq_arr, time_arr, columns)
 
 
 def _join(texts: Sequence[Any]) -> str:
@@ -172,7 +200,7 @@ def check_event_data(db: Database, text: Any, **where: Any) -> None:
     """
     if not isinstance(text, (str, bytes)):
         raise BadJSONError(f"event data must be JSON text, found {type(text).__name__}", db.path, **where)
-    value = decode_json(text, None, db, "event data", **where)
+    value = decode_json(text, None, db, "event data", **where)  # refuses nesting beyond MAX_JSON_DEPTH
     if not isinstance(value, dict):
         raise BadJSONError(f"event data must be a JSON object, found {type(value).__name__}", db.path, **where)
 
