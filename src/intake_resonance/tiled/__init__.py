@@ -45,6 +45,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._http import KeyRequired
 from .containers import DEFAULT_CACHE_SIZE, DEFAULT_TTL, BeamtimeAdapter, FolderAdapter
 from .streams import FrameArrayAdapter
 
@@ -54,6 +55,7 @@ __all__ = [
     "BeamtimeAdapter",
     "FolderAdapter",
     "FrameArrayAdapter",
+    "KeyRequired",
     "beamtime_tree",
     "build_server",
     "folder_tree",
@@ -150,5 +152,8 @@ def build_server(
         raise ValueError("the API key must hold only letters and digits (it travels in URLs as ?api_key=...)")
     target = Path(path).expanduser()
     tree: Any = folder_tree(target, ttl=ttl) if target.is_dir() else beamtime_tree(target, ttl=ttl)
-    app = build_app(tree, Authentication(single_user_api_key=api_key, allow_anonymous_access=public))
+    # KeyRequired: without an access policy tiled 0.2.20 serves its /zarr routes to anyone.
+    app = build_app(
+        tree, Authentication(single_user_api_key=api_key, allow_anonymous_access=public), access_policy=KeyRequired()
+    )
     return app, api_key, source

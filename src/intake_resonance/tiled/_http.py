@@ -1,4 +1,4 @@
-"""HTTP errors for tiled: our one-line messages as the detail of a 4xx answer.
+"""HTTP for tiled: our errors as 4xx answers, and the access policy that guards every route.
 
 tiled's client shows the detail of a 4xx answer and retries a 5xx one
 (dropping its detail), so a broken file is a 422 and a missing one a 404.
@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import HTTPException
+from tiled.access_control.protocols import AccessPolicy, normalize_access_tags
 
 from ..errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError
 
-__all__ = ["bad_request", "http_error", "one_line", "served"]
+__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "served"]
 
 NOT_FOUND = 404
 BROKEN = 422  # the request is fine, the file or row it names is not
@@ -42,3 +44,28 @@ def served() -> Iterator[None]:
 def bad_request(message: str) -> HTTPException:
     """A 400 answer with ``message``."""
     return HTTPException(status_code=400, detail=message)
+
+
+class KeyRequired(AccessPolicy):
+    """A tiled access policy: every node grants exactly the request's own scopes.
+
+    tiled 0.2.20 checks the API key on its ``/api/v1`` routes, but its
+    ``/zarr/v2`` and ``/zarr/v3`` routes only consult an access policy, so
+    without one they serve metadata and frames to anyone who can connect.
+    With this policy a request without a valid key (on a server that is not
+    public) finds nothing there (404); nothing else changes. Name it in a
+    ``tiled serve config`` file as ``access_control: {access_policy:
+    "intake_resonance.tiled:KeyRequired", args: {}}``.
+    """
+
+    async def init_node(self, principal: Any, authn_access_tags: Any, authn_scopes: Any, access_tags: Any = None) -> Any:
+        """Never called for read-only trees; grants nothing new."""
+        return (False, normalize_access_tags(access_tags or ()))
+
+    async def allowed_scopes(self, node: Any, principal: Any, authn_access_tags: Any, authn_scopes: Any) -> Any:
+        """The scopes the request authenticated with (none without a key, read on a public server)."""
+        return set(authn_scopes)
+
+    async def filters(self, node: Any, principal: Any, authn_access_tags: Any, authn_scopes: Any, scopes: Any) -> Any:
+        """No per-node filtering: a beamtime is shared whole."""
+        return []

@@ -8,6 +8,7 @@ open runs are rebuilt after ``ttl``).
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -338,6 +339,7 @@ class FolderAdapter:
         self._lock = threading.Lock()
         self._listed: tuple[float, list[str]] | None = None
         self._children: dict[str, BeamtimeAdapter] = {}
+        self._reverse = False
         self.shutdown_tasks = [self._shutdown]
 
     async def _shutdown(self) -> None:
@@ -359,8 +361,20 @@ class FolderAdapter:
 
     @property
     def sorting(self) -> list[SortingItem]:
-        """By file stem."""
-        return [SortingItem(key="_", direction=SortingDirection.ASCENDING)]
+        """By file stem (``-_``: reversed)."""
+        direction = SortingDirection.DESCENDING if self._reverse else SortingDirection.ASCENDING
+        return [SortingItem(key="_", direction=direction)]
+
+    def sort(self, sorting: list[tuple[str, int]]) -> FolderAdapter:
+        """Beamtimes are ordered by name: ``_`` ascending or descending."""
+        reverse = self._reverse
+        for key, direction in sorting:
+            if key not in ("_", ""):
+                raise bad_request(f"beamtimes are sorted by name only ('_'), not {key!r}")
+            reverse = int(direction) < 0
+        view = copy.copy(self)  # shares the listing's state and the beamtimes
+        view._reverse = reverse
+        return view
 
     def _names(self) -> list[str]:
         with self._lock:
@@ -377,7 +391,7 @@ class FolderAdapter:
         return len(self._names())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter(self._keys_slice(0, None, 1))
 
     def __getitem__(self, name: str) -> BeamtimeAdapter:
         if name not in self._names() and not (self.folder / f"{name}.db").is_file():
@@ -404,7 +418,7 @@ class FolderAdapter:
 
     def _keys_slice(self, start: int, stop: int | None, direction: int, page_size: int | None = None) -> list[str]:
         names = self._names()
-        return (names if direction > 0 else names[::-1])[start:stop]
+        return (names if (direction > 0) != self._reverse else names[::-1])[start:stop]
 
     def _items_slice(
         self, start: int, stop: int | None, direction: int, page_size: int | None = None
