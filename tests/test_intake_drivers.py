@@ -206,8 +206,9 @@ def test_folder_catalog(tmp_path):
         cat["nope"]
     with pytest.raises(BeamtimeNotFoundError):
         BeamtimesCatalog(str(tmp_path / "missing"))
+    empty = BeamtimesCatalog("")  # a YAML template opened without folder: the error comes on use
     with pytest.raises(BeamtimeNotFoundError, match="RESONANCE_DATA"):
-        BeamtimesCatalog("")
+        list(empty)
 
 
 def test_pickling_sources_and_catalogs(five):

@@ -382,10 +382,9 @@ class BeamtimesCatalog(_FreshnessMixin, Catalog):
         super().__init__(**kwargs)
 
     def _load(self) -> None:
-        if not self.path.strip():
-            raise BeamtimeNotFoundError(
-                "no folder of beamtimes given: pass folder=... or set RESONANCE_DATA", "(empty path)"
-            )
+        if not self.path.strip():  # a YAML template opened without a folder: fail on use (_get_entries), not on access
+            self._entries = {}
+            return
         folder = Path(self.path).expanduser()
         if not folder.is_dir():
             raise BeamtimeNotFoundError("folder of beamtimes does not exist", folder)
@@ -409,3 +408,10 @@ class BeamtimesCatalog(_FreshnessMixin, Catalog):
                     f"no beamtime named {key!r} (have: {', '.join(self._entries) or 'none'})", self.path
                 )
         return super().__getitem__(key)
+
+    def _get_entries(self) -> Any:
+        if not self.path.strip():
+            raise BeamtimeNotFoundError(
+                "no folder of beamtimes given: pass folder=... or set RESONANCE_DATA", "(empty path)"
+            )
+        return super()._get_entries()
