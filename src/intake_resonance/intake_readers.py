@@ -25,8 +25,9 @@ The run readers call :func:`intake_resonance.open_run_dataset` and
 other face gives.
 
 >>> import intake                                                       # doctest: +SKIP
->>> bt = intake.readers.datatypes.recommend("bt.db")[0]                 # doctest: +SKIP
->>> runs = Beamtime("bt.db").to_reader("Catalog").read()                # doctest: +SKIP
+>>> Beamtime in intake.datatypes.recommend("bt.db")                     # doctest: +SKIP
+True
+>>> runs = Beamtime("bt.db").to_reader().read()                         # doctest: +SKIP
 >>> ds = runs.search(plan_name="rsoxs")[-1].read()                      # doctest: +SKIP
 """
 
@@ -218,6 +219,7 @@ class BeamtimeReader(BaseReader):
     """
 
     implements = {Beamtime}
+    imports = {"numpy", "orjson"}  # what listing and describing runs needs; reading a run needs more
     output_instance = "intake_resonance.intake_readers:RunCatalog"
 
     def _read(self, data: Beamtime, criteria: Any = None, stream: str = "primary", chunks: Any = None) -> RunCatalog:
