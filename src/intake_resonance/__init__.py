@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "FrameMismatchError": "errors",
     "FramesMissingError": "errors",
     "RunNotFoundError": "errors",
+    "LayoutError": "errors",
     "StoreEscapeError": "errors",
     "Finding": "check",
     "check": "check",
