@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import records
-from .errors import BeamtimeError, _where
+from .errors import BeamtimeBusyError, BeamtimeError, _where
 from .format import Database, array_path, open_zarr_array
 from .frames import FrameStack, array_layout_problems
 from .records import FrameRefs
@@ -338,23 +338,35 @@ def check(path: str | Path, *, frames: bool = True, pixels: bool = False) -> lis
         for a sound beamtime. A file that is missing or not a beamtime gives
         a single error.
 
+    Raises
+    ------
+    BeamtimeBusyError
+        If a writer holds the database locked for longer than
+        ``resonance.busy-timeout``: that is no finding about the beamtime.
+
     Notes
     -----
     Nothing is written: the database opens read-only, as for every read.
     """
     try:
         db = Database(path)
+    except BeamtimeBusyError:
+        raise  # not a finding: the file is fine, a writer holds it
     except BeamtimeError as exc:
         return [_from_error(exc, path=path)]
     checker = _Checker(db, frames, pixels)
     try:
         try:
             runs = records.list_runs(db)
+        except BeamtimeBusyError:
+            raise
         except BeamtimeError as exc:
             return [_from_error(exc, path=path)]
         for rec in runs:
             try:
                 checker.run(rec)
+            except BeamtimeBusyError:
+                raise
             except BeamtimeError as exc:  # e.g. a damaged page: report it and go on with the next run
                 finding = _from_error(exc, path=db.path)
                 checker.findings.append(finding if finding.run else replace(finding, run=rec.uid))

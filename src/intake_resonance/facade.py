@@ -158,6 +158,9 @@ class Catalog:
         # like the beamline's, whose connection is gone for good.
         if self._closed:
             raise ValueError(f"{self.path}: operation on a closed Catalog")
+        # One stat per call: a .db replaced since (rsync lands a new inode) is read
+        # afresh, a deleted one raises BeamtimeNotFoundError; never the old file's runs.
+        self._db.refresh()
         return self._db
 
     def recent(self, n: int = 10) -> list[RunSummary]:

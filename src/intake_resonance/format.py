@@ -10,6 +10,7 @@ which never reads outside the store.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    BeamtimeBusyError,
     BeamtimeFormatError,
     BeamtimeNotFoundError,
     FrameMismatchError,
@@ -27,7 +29,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .store import BeamtimeStore
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path", "busy_timeout"]
 
 #: Newest schema version this package reads (``PRAGMA user_version``).
 SCHEMA_VERSION = 2
@@ -60,6 +62,30 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "dtype",
     ),
 }
+
+
+def busy_timeout() -> float:
+    """Seconds a read waits for a writer's lock before :class:`BeamtimeBusyError`.
+
+    ``dask.config`` ``resonance.busy-timeout``; 10 by default.
+    """
+    import dask.config
+
+    return float(dask.config.get("resonance.busy-timeout", 10.0))
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    # Extended codes (SQLITE_BUSY_SNAPSHOT, ...) keep the primary code in the low byte.
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def zarr_path_for(db_path: str | Path) -> Path:
@@ -170,6 +196,7 @@ class Database:
             raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)
         self._conn: sqlite3.Connection | None = None
         self._immutable = False
+        self._identity: tuple[int, int] | None = None
         self._lock = threading.RLock()
         try:
             self.schema_version = self._check_schema()
@@ -199,7 +226,7 @@ class Database:
     def _open(self, immutable: bool) -> sqlite3.Connection:
         # as_uri() percent-quotes '#', '?', '%' and spaces; mode=ro never creates the .db.
         uri = self.path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10.0)
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout())
         try:
             conn.execute("PRAGMA query_only = ON")
             # Touch the schema now, so a file that cannot be read fails here.
@@ -218,7 +245,9 @@ class Database:
             try:
                 try:
                     conn, immutable = self._open(immutable=False), False
-                except sqlite3.OperationalError:
+                except sqlite3.OperationalError as exc:
+                    if _is_busy(exc):
+                        raise
                     # A WAL database in a folder we cannot write: SQLite cannot make
                     # its -shm index. With no -wal file no writer has it open and
                     # every commit is in the .db, so an immutable read is exact.
@@ -226,8 +255,11 @@ class Database:
                         raise
                     conn, immutable = self._open(immutable=True), True
             except sqlite3.Error as exc:
+                if _is_busy(exc):
+                    raise self._busy(exc) from exc
                 raise BeamtimeFormatError(f"cannot open as SQLite read-only: {exc}", self.path) from exc
             self._conn, self._immutable = conn, immutable
+            self._identity = _identity(self.path)
         return self._conn
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
@@ -249,7 +281,48 @@ class Database:
             try:
                 return conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    raise self._busy(exc) from exc
                 raise BeamtimeFormatError(f"SQLite error while reading: {exc}", self.path) from exc
+
+    def _busy(self, exc: sqlite3.Error) -> BeamtimeBusyError:
+        return BeamtimeBusyError(
+            f"the database is locked by a writer ({exc}; waited {busy_timeout():g} s): try again once it has "
+            "committed, or wait longer with dask.config 'resonance.busy-timeout'",
+            self.path,
+        )
+
+    def refresh(self) -> bool:
+        """Notice a file replaced or deleted since it was opened; cheap (one ``stat``).
+
+        rsync and most copy tools land a new file (a new inode) under the old
+        name, and an open SQLite connection keeps reading the old one. When
+        the file was replaced, the connection is closed and the new file's
+        schema checked; the next query reads the new file.
+
+        Returns
+        -------
+        bool
+            True when the file was replaced (and is now read afresh).
+
+        Raises
+        ------
+        BeamtimeNotFoundError
+            If the file is gone.
+        BeamtimeFormatError
+            If the new file is not a beamtime.
+        """
+        with self._lock:
+            now = _identity(self.path)
+            if now is None or not self.path.is_file():
+                self.close()
+                raise BeamtimeNotFoundError("beamtime database was deleted (or moved away) since it was opened", self.path)
+            if self._identity is None or now == self._identity:
+                return False
+            self.close()
+            self._identity = None
+            self.schema_version = self._check_schema()
+            return True
 
     @contextmanager
     def snapshot(self) -> Iterator[Database]:
@@ -294,6 +367,7 @@ class Database:
         self.schema_version = state["schema_version"]
         self._conn = None
         self._immutable = False
+        self._identity = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -315,6 +389,7 @@ class Database:
                 f"({SCHEMA_VERSION}); upgrade intake-resonance",
                 self.path,
             )
+        self._check_tables_are_tables(version)
         for table, columns in REQUIRED_COLUMNS.items():
             found = {row[1] for row in self.query("SELECT * FROM pragma_table_info(?)", (table,))}
             if not found:
@@ -329,6 +404,32 @@ class Database:
                 )
         # Version 0 means "never stamped": treated as 1 once the tables are there.
         return max(version, 1)
+
+    def _check_tables_are_tables(self, version: int) -> None:
+        """Refuse a view, virtual table or generated column under a beamtime table's name.
+
+        Only the schema is read (never the objects), so this is instant: a
+        view could run any query, however long, each time we read "a table".
+        """
+        names = list(REQUIRED_COLUMNS)
+        rows = self.query(
+            f"SELECT lower(name), type, sql FROM sqlite_master WHERE lower(name) IN ({', '.join('?' * len(names))})",
+            names,
+        )
+        for name, kind, sql in rows:
+            text = " ".join(str(sql or "").split()).upper()
+            if kind != "table" or text.startswith("CREATE VIRTUAL"):
+                what = "a virtual table" if kind == "table" else f"a {kind}"
+                raise BeamtimeFormatError(
+                    f"{name!r} is {what}, not a table; not a beamtime database (schema version {version})", self.path
+                )
+        for table in names:
+            generated = [r[1] for r in self.query("SELECT * FROM pragma_table_xinfo(?)", (table,)) if r[6] in (2, 3)]
+            if generated:
+                raise BeamtimeFormatError(
+                    f"table {table!r} has generated column(s) {', '.join(generated)}; not a beamtime database",
+                    self.path,
+                )
 
 
 def open_zarr_array(store: str | Path | BeamtimeStore, zarr_group: str, **where: Any) -> Any:

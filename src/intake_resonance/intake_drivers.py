@@ -234,6 +234,10 @@ class BeamtimeCatalog(_FreshnessMixin, Catalog):
         return self._db
 
     def _load(self) -> None:
+        if self._db is not None:
+            # reload() and the ttl refresh land here: a .db replaced since (rsync lands a
+            # new inode) is read afresh; a deleted one raises BeamtimeNotFoundError.
+            self._db.refresh()
         self._entries = _RunEntries(self, records.list_uids(self.db, self._query))
 
     def _make_entry(self, uid: str) -> LocalCatalogEntry:
