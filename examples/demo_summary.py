@@ -38,8 +38,11 @@ def runs_table(bt) -> pd.DataFrame:  # noqa: ANN001 - an intake catalog
 
 
 def newest_rsoxs_uid(bt) -> str:  # noqa: ANN001 - an intake catalog
-    """Uid of the newest run whose plan takes detector frames and that has some."""
-    candidates = bt.search(plan_name=list(RSOXS_PLANS)).to_dataframe()
+    """Uid of the newest finished run whose plan takes detector frames and that has some.
+
+    A run still open (the demo's last) may gain frames while it is read: not a fair example.
+    """
+    candidates = bt.search(plan_name=list(RSOXS_PLANS), exit_status="success").to_dataframe()
     for uid in reversed(candidates["uid"].tolist()):
         ds = bt[uid].to_dask()  # lazy: no frame is read to learn the shape
         if "detector_image" in ds and ds.sizes["time"] > 0:

@@ -156,7 +156,8 @@ def test_main_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert all(r.uid[:8] in out for r in runs)
     assert "2026-03-05T09:00:00Z" in out
     assert "frames: 66 in 5 runs, 32x32 int32" in out
-    assert f"newest RSoXS run {runs[-1].uid[:8]}" in out and "mean intensity" in out
+    closed = [r for r in runs if r.plan_name in demo.RSOXS_PLANS and r.exit_status == "success"][-1]
+    assert f"newest RSoXS run {closed.uid[:8]} (en_scan, P3HT:PCBM, success): 12 frames" in out and "mean intensity" in out
     assert "samples: 4" in out and "P3HT:PCBM" in out
     demo.main([str(tmp_path), "--frame-shape", "32", "32"])  # rewrites in place
     assert "runs: 13 " in capsys.readouterr().out

@@ -413,7 +413,7 @@ def _print_frames(db: Database, runs: list[records.RunRecord], out: TextIO) -> N
     total = sum(len(fs) for _, fs in stacks)
     layouts = sorted({f"{fs.shape[1]}x{fs.shape[2]} {fs.dtype}" for _, fs in stacks})
     print(f"frames: {total} in {len(stacks)} runs, {', '.join(layouts) or '-'}", file=out)
-    rsoxs = [(r, fs) for r, fs in stacks if r.plan_name in RSOXS_PLANS and len(fs)]
+    rsoxs = [(r, fs) for r, fs in stacks if r.plan_name in RSOXS_PLANS and len(fs) and r.exit_status == "success"]
     if rsoxs:
         r, fs = rsoxs[-1]  # runs come oldest first
         mean = float(np.asarray(fs[:], dtype=np.float64).mean())
