@@ -341,7 +341,7 @@ def _build(
     srec = _resolve_stream(db, run, stream)
     drop = {str(v) for v in (drop_variables or ())}
 
-    ev = records.stream_events(db, run.uid, stream, missing=None)
+    ev = records.event_table(db, run.uid, stream, missing=None)  # column-wise, bounded memory
     n = len(ev)
     coords = {
         "time": ("time", (ev.time * 1e9).round().astype("datetime64[ns]"), {"timezone": "UTC"}),
@@ -353,7 +353,7 @@ def _build(
     for name, values in ev.columns.items():
         if name in drop or name in image_names or name in coords:
             continue
-        arr, is_2d = column_to_array(values)
+        arr, is_2d = records.column_array(values)
         dims: tuple[str, ...] = ("time", f"{name}_dim_0") if is_2d else ("time",)
         data_vars[name] = (dims, arr, _safe_attrs(keys.get(name, {}).items()))
     stacks: list[FrameStack] = []
