@@ -181,13 +181,6 @@ def ls_(path: Path, plans: tuple[str, ...], samples: tuple[str, ...], since: flo
 
 
 # --------------------------------------------------------------------- show
-def _describe_var(name: str, var: Any) -> str:
-    shape = "x".join(str(s) for s in var.shape) or "scalar"
-    units = var.attrs.get("units", "-")
-    lazy = "  (frames, not read)" if var.ndim == 3 else ""
-    return f"    {name:<24} {str(var.dtype):<8} {shape:<14} {units}{lazy}"
-
-
 def _fmt(value: Any) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
@@ -200,8 +193,16 @@ def show(path: Path, uid: str) -> None:
 
     Frames are never read: shapes and dtypes come from the references.
     """
-    tree = _run_source(path, uid).to_datatree()
-    attrs = dict(tree.attrs)
+    from . import records
+    from .dataset import run_attrs
+    from .format import Database
+
+    # Fields from the descriptors and the first few events: no table is read.
+    with Database(path) as db:
+        run = records.get_run(db, records.resolve_uid(db, uid))
+        assert run is not None  # resolve_uid only returns existing uids
+        attrs = run_attrs(db, run)
+        streams = records.run_fields(db, run.uid)
     sample = {k[len("sample_"):]: v for k, v in attrs.items() if k.startswith("sample_")}
     click.echo(f"run {attrs.get('uid')}")
     for key, value in attrs.items():
@@ -210,12 +211,13 @@ def show(path: Path, uid: str) -> None:
     click.echo(f"sample: {sample.pop('name', '-') if sample else '-'}")
     for key, value in sample.items():
         click.echo(f"  {key}: {_fmt(value)}")
-    click.echo(f"streams: {len(tree.children)}")
-    for name, node in tree.children.items():
-        ds = node.to_dataset()
-        click.echo(f"  {name}: {ds.sizes.get('time', 0)} events")
-        for var_name, var in ds.data_vars.items():
-            click.echo(_describe_var(str(var_name), var))
+    click.echo(f"streams: {len(streams)}")
+    for stream in streams:
+        click.echo(f"  {stream.name}: {stream.n_events} events")
+        for f in stream.fields:
+            shape = "x".join(str(v) for v in (stream.n_events, *f.shape))
+            lazy = "  (frames, not read)" if f.external else ""
+            click.echo(f"    {f.name:<24} {f.dtype:<8} {shape:<14} {f.units or '-'}{lazy}")
 
 
 # -------------------------------------------------------------------- check

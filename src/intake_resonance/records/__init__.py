@@ -11,6 +11,7 @@ from ._values import MAX_JSON_DEPTH, MISSING, decode_json
 from .arrays import column_array
 from .columnar import EventTable, event_table, table_from_columns
 from .events import EventColumns, StreamRecord, check_event_data, decode_event_rows, list_streams, stream_events
+from .fields import FieldInfo, StreamFields, run_fields
 from .framemap import FrameRefs, frame_refs, image_fields
 from .query import RunQuery, epoch_seconds
 from .raw import raw_events, raw_image_refs, raw_streams
@@ -54,6 +55,9 @@ __all__ = [
     "event_table",
     "table_from_columns",
     "column_array",
+    "FieldInfo",
+    "StreamFields",
+    "run_fields",
     "check_event_data",
     "image_fields",
     "frame_refs",

@@ -38,7 +38,7 @@ from ..format import Database
 from ._values import MISSING
 from .events import EventColumns, decode_event_rows, stream_events
 
-__all__ = ["EventTable", "event_table", "table_from_columns", "CHUNK_EVENTS"]
+__all__ = ["EventTable", "event_table", "table_from_columns", "seq_bounds", "CHUNK_EVENTS"]
 
 #: Events per range: about 20 MB of JSON for the beamline's 12-field events.
 CHUNK_EVENTS = 65536
@@ -126,7 +126,7 @@ def event_table(
     if len(uids) != 1:  # no such stream, or (hand-made files) two streams of one name
         return table_from_columns(stream_events(db, run_uid, stream, missing=missing), missing)
     suid = uids[0][0]
-    lo, hi = db.query("SELECT min(seq_num), max(seq_num) FROM events WHERE stream_uid = ?", (suid,))[0]
+    lo, hi = seq_bounds(db, suid)
     if lo is None:
         return EventTable(np.empty(0, np.int64), np.empty(0, np.float64), {})
     if type(lo) is not int or type(hi) is not int or hi - lo >= _MAX_SPAN:
@@ -137,6 +137,19 @@ def event_table(
         return _read_ranges(db, suid, lo, hi, max(1, chunk_events), missing)
     except _Restart:
         return table_from_columns(stream_events(db, run_uid, stream, missing=missing), missing)
+
+
+def seq_bounds(db: Database, stream_uid: str) -> tuple[Any, Any]:
+    """``(min, max)`` of a stream's ``seq_num`` (None, None when it has no events), from the index.
+
+    Two subqueries: SQLite answers a lone ``min()`` or ``max()`` from the
+    index at once but scans every event for the two in one select.
+    """
+    row = db.query(
+        "SELECT (SELECT min(seq_num) FROM events WHERE stream_uid = ?), (SELECT max(seq_num) FROM events WHERE stream_uid = ?)",
+        (stream_uid, stream_uid),
+    )[0]
+    return row[0], row[1]
 
 
 def table_from_columns(ev: EventColumns, missing: Any = MISSING) -> EventTable:
