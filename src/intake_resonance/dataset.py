@@ -21,6 +21,11 @@ field and a JSON ``null`` are treated alike):
 - equal-length lists -> a 2-D variable ``(time, <field>_dim_0)``;
 - anything else (mixed kinds, ragged lists) -> object, values as stored.
 
+A field's variable is named after it, unless the name is unsafe or taken
+(``time``, ``seq_num``, a frame dimension, ``/``, NUL, empty): then
+:func:`~intake_resonance.names.variable_names` gives it a safe, unique name
+and its ``field_name`` attribute keeps the name as stored.
+
 A declared field that no event carries gets no variable. A declared image
 field without any frame keeps its variable (all NaN) when its descriptor
 gives a 2-D ``shape``.
@@ -59,6 +64,7 @@ from . import records
 from .errors import RunNotFoundError
 from .format import Database
 from .frames import FrameStack
+from .names import image_dims, renamed_attrs, variable_names
 
 __all__ = [
     "FrameArray",
@@ -278,6 +284,11 @@ def _frame_variable(stack: FrameStack, dims: tuple[str, ...], attrs: dict[str, A
     return var
 
 
+def _field_attrs(keys: dict[str, Any], field: str, var: str) -> dict[str, Any]:
+    # A renamed field keeps its name as stored (names.py).
+    return {**_safe_attrs(keys.get(field, {}).items()), **renamed_attrs(field, var)}
+
+
 def _image_field_names(db: Database, run_uid: str, stream: records.StreamRecord | None, n_events: int) -> list[str]:
     declared = [] if stream is None else [k for k, d in stream.data_keys.items() if d.get("external")]
     found = [] if stream is None else records.image_fields(db, run_uid, stream.name, n_events=n_events)
@@ -349,16 +360,20 @@ def _build(
     }
     keys = {} if srec is None else srec.data_keys
     image_names = _image_field_names(db, run.uid, srec, n)
+    # Hostile field names (a coordinate's, '/', NUL, empty) get safe, unique names (names.py).
+    var_names = variable_names([k for k in ev.columns if k not in image_names], image_names)
     data_vars: dict[str, Any] = {}
     for name, values in ev.columns.items():
-        if name in drop or name in image_names or name in coords:
+        var = var_names.get(name, name)
+        if name in drop or var in drop or name in image_names:
             continue
         arr, is_2d = records.column_array(values)
-        dims: tuple[str, ...] = ("time", f"{name}_dim_0") if is_2d else ("time",)
-        data_vars[name] = (dims, arr, _safe_attrs(keys.get(name, {}).items()))
+        dims: tuple[str, ...] = ("time", f"{var}_dim_0") if is_2d else ("time",)
+        data_vars[var] = (dims, arr, _field_attrs(keys, name, var))
     stacks: list[FrameStack] = []
     for name in image_names:
-        if name in drop:
+        var = var_names[name]
+        if name in drop or var in drop:
             continue
         refs = records.frame_refs(db, run.uid, name, stream)
         if not np.array_equal(refs.seq_num, ev.seq_num):
@@ -370,8 +385,8 @@ def _build(
             refs = _empty_refs(ev.seq_num, (shape[0], shape[1]))
         stack = FrameStack(db.zarr_path, refs, db.path, run=run.uid, stream=stream, field=name)
         stacks.append(stack)
-        dims = ("time", f"{name}_x", f"{name}_y")
-        data_vars[name] = _frame_variable(stack, dims, _safe_attrs(keys.get(name, {}).items()), chunks)
+        dims = ("time", *image_dims(var))
+        data_vars[var] = _frame_variable(stack, dims, _field_attrs(keys, name, var), chunks)
     attrs = run_attrs(db, run)
     attrs["stream"] = stream
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
