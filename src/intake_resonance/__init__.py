@@ -26,10 +26,12 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 #: Public name -> the module (relative to this package) that defines it.
 _LAZY: dict[str, str] = {
     "BadJSONError": "errors",
+    "BeamtimeBusyError": "errors",
     "BeamtimeDataError": "errors",
     "BeamtimeError": "errors",
     "BeamtimeFormatError": "errors",
     "BeamtimeNotFoundError": "errors",
+    "FrameDecodeError": "errors",
     "FrameIndexError": "errors",
     "FrameMismatchError": "errors",
     "FramesMissingError": "errors",
