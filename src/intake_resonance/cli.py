@@ -15,6 +15,7 @@ Programming errors are not caught: their tracebacks should be seen.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -274,6 +275,26 @@ def _check_output(out: Path, suffixes: Sequence[str]) -> None:
         raise BadInput(f"{out}: folder {out.parent} does not exist")
 
 
+def _refuse_beamtime_output(out: Path, path: Path) -> None:
+    """Refuse an output that would write into, over or around a beamtime (links resolved).
+
+    Refused: anything inside a ``.zarr`` store, the beamtime's ``.db`` or
+    store, a folder holding either (``--force`` would delete it), and the
+    store of any other beamtime (a ``.zarr`` folder beside a ``.db``).
+    """
+    from .format import zarr_path_for
+
+    target = Path(os.path.realpath(out))
+    db, store = Path(os.path.realpath(path)), Path(os.path.realpath(zarr_path_for(path)))
+    inside = next((p for p in target.parents if p.suffix.lower() == ".zarr" and p.is_dir()), None)
+    if inside is not None:
+        raise BadInput(f"{out}: refusing to write inside the Zarr store {inside}")
+    if target in (db, store) or db.is_relative_to(target) or store.is_relative_to(target):
+        raise BadInput(f"{out}: refusing to write over the beamtime {path}")
+    if target.suffix.lower() == ".zarr" and target.is_dir() and target.with_suffix(".db").is_file():
+        raise BadInput(f"{out}: refusing to write over the Zarr store of beamtime {target.with_suffix('.db')}")
+
+
 def _frame_count(ds: Any) -> int:
     return sum(var.shape[0] for var in ds.data_vars.values() if var.ndim == 3)
 
@@ -326,12 +347,9 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
     import dask
     from tqdm import tqdm
 
-    from .format import zarr_path_for
-
     _check_output(out, list(_WRITERS))
     kind = _WRITERS[out.suffix.lower()]
-    if out.resolve() in (path.resolve(), zarr_path_for(path).resolve()):
-        raise BadInput(f"{out}: refusing to write over the beamtime being exported")
+    _refuse_beamtime_output(out, path)
     if (out.exists() or out.is_symlink()) and not force:
         raise BadInput(f"{out}: already exists (use --force to replace it)")
     ds = _open_for_export(path, uid, stream)
@@ -366,6 +384,7 @@ def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame:
     from .plot import IMAGE_SUFFIXES, save_run_plot
 
     _check_output(out, IMAGE_SUFFIXES)
+    _refuse_beamtime_output(out, path)
     ds = _run_source(path, uid, stream).to_dask()
     click.echo(str(save_run_plot(ds, out, field=field, frame=frame, log=log_scale)))
 
