@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/bench_tiled.py
 
 clean:
 	rm -rf $(VENV) demo-data bench-data
