@@ -9,6 +9,12 @@ project's own :class:`~intake_resonance.writer.BeamtimeWriter`:
   around a scattering ring, so Zarr's default codec has real work to do;
 - small runs (a stream and a few events each) up to 10 000 runs in all.
 
+A second beamtime, ``bench-data/long.db``, holds what a long beamtime
+looks like to the scalar readers:
+
+- a ``scan`` run of 1 000 000 events x the same 12 fields (peak memory);
+- 100 ``nexafs`` runs of 500 events x 12 fields each (stacking runs).
+
 A marker file holding the parameters and uids is written last: when it is
 there and its parameters match, the data is reused, so a repeated
 ``make bench`` starts at once. Nothing here is used by the tests.
@@ -21,7 +27,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +43,9 @@ N_EVENTS = 100_000
 N_FRAMES = 200
 FRAME_SHAPE = (1024, 1024)
 N_RUNS = 10_000
+LONG_EVENTS = 1_000_000
+N_NEXAFS = 100
+NEXAFS_EVENTS = 500
 T0 = 1_772_700_000.0  # 2026-03-05
 
 SCALAR_KEYS = {
@@ -70,6 +79,13 @@ class BenchData:
     image_run: str
     small_runs: list[str]
     params: dict
+    long_run: str = ""
+    nexafs_runs: list[str] = field(default_factory=list)
+
+    @property
+    def long_db(self) -> str:
+        """str: the long beamtime (1M-event run, 100 NEXAFS runs) beside ``db``."""
+        return str(Path(self.db).with_name("long.db"))
 
     @property
     def zarr(self) -> str:
@@ -84,6 +100,8 @@ def _params() -> dict:
         "n_frames": N_FRAMES,
         "frame_shape": list(FRAME_SHAPE),
         "n_runs": N_RUNS,
+        "long_events": LONG_EVENTS,
+        "nexafs": [N_NEXAFS, NEXAFS_EVENTS],
     }
 
 
@@ -173,10 +191,36 @@ def generate(folder: Path) -> BenchData:
             t += 10
             w.close_run(("success", "success", "success", "aborted")[k % 4], time=t)
             small.append(uid)
-    data = BenchData(str(db), scalar_run, image_run, small, _params())
+    long_run, nexafs = _generate_long(folder / "long.db", rng)
+    data = BenchData(str(db), scalar_run, image_run, small, _params(), long_run, nexafs)
     # The marker is written last: an interrupted run leaves no marker and is redone.
     (folder / "bench.complete.json").write_text(json.dumps(asdict(data)))
     return data
+
+
+def _generate_long(db: Path, rng: np.random.Generator) -> tuple[str, list[str]]:
+    """Write ``long.db``: one 1M-event run and 100 NEXAFS runs; return their uids."""
+    db.unlink(missing_ok=True)
+    shutil.rmtree(db.with_suffix(".zarr"), ignore_errors=True)
+    t = T0
+    nexafs: list[str] = []
+    with BeamtimeWriter(db, seed=1) as w:
+        w.connection.execute("PRAGMA synchronous = OFF")
+        long_run = w.open_run("scan", sample="PS", time=t, operator="bench", metadata={"edge": "C"})
+        w.open_stream("primary", SCALAR_KEYS, time=t)
+        step = 100_000  # in slices: a million event dicts at once would take gigabytes
+        for start in range(0, LONG_EVENTS, step):
+            k = min(step, LONG_EVENTS - start)
+            w.write_events(_scalar_events(rng, k), time=(t + 1 + 0.05 * np.arange(start, start + k)).tolist())
+        t += 1 + 0.05 * LONG_EVENTS
+        w.close_run("success", time=t)
+        for k in range(N_NEXAFS):
+            nexafs.append(w.open_run("nexafs", sample=("PS", "PMMA")[k % 2], time=t, operator="bench", metadata={"edge": "C"}))
+            w.open_stream("primary", SCALAR_KEYS, time=t)
+            w.write_events(_scalar_events(rng, NEXAFS_EVENTS), time=(t + 1 + np.arange(NEXAFS_EVENTS)).tolist())
+            t += 2 + NEXAFS_EVENTS
+            w.close_run("success", time=t)
+    return long_run, nexafs
 
 
 def ensure(folder: Path = DEFAULT_FOLDER, *, verbose: bool = True) -> BenchData:
