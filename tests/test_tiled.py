@@ -359,13 +359,18 @@ def test_tiled_serve_config_entry_points(bt: dict[str, Any]) -> None:
     config = {
         "trees": [
             {"path": "/bt", "tree": "intake_resonance.tiled:beamtime_tree", "args": {"path": str(bt["path"])}},
-            {"path": "/folder", "tree": "intake_resonance.tiled:folder_tree", "args": {"folder": str(bt["path"].parent)}},
-        ]
+            {"path": "/folder", "tree": "intake_resonance.tiled:folder_tree", "args": {"folder": str(bt["path"].parent), "ttl": 5}},
+        ],
+        "access_control": {"access_policy": "intake_resonance.tiled:KeyRequired", "args": {}},
     }
     with Context.from_app(build_app_from_config(config)) as ctx:
         c = from_context(ctx)
         assert list(c["bt"])[:2] == [bt["nexafs"], bt["rsoxs"]]
         np.testing.assert_array_equal(c["folder"]["bt"][bt["rsoxs"]]["primary"]["detector_image"][4], bt["frames"][4])
+        zarr_chunk = f"/zarr/v3/bt/{bt['rsoxs']}/primary/detector_image/c/4/0/0"
+        assert ctx.http_client.get(zarr_chunk).status_code == 200
+        anonymous = ctx.http_client.get(zarr_chunk, headers={"Authorization": ""})
+        assert anonymous.status_code == 404  # KeyRequired: tiled's /zarr routes need the key too
 
 
 # --------------------------------------------------------------- real server
