@@ -51,6 +51,7 @@ def test_hierarchy() -> None:
         "StoreEscapeError",
         "RunNotFoundError",
         "BeamtimeBusyError",
+        "LayoutError",
     }
 
 
