@@ -325,6 +325,10 @@ def test_hostile_files_give_http_errors_with_our_message(tmp_path: Path) -> None
 
     with served(folder_tree(tmp_path, ttl=0)) as c:
         assert list(c) == ["garbage", "good"]
+        assert list(c.keys()[::-1]) == ["good", "garbage"]
+        with pytest.raises(ClientError) as info:
+            list(c.search(FullText("good")))  # searches happen inside a beamtime
+        assert info.value.response.status_code == 400
         listed = dict(c.items())  # a broken beamtime still lists, its error in the metadata
         assert "not a SQLite database" in listed["garbage"].metadata["error"]
         with pytest.raises(ClientError) as info:

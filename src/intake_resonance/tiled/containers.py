@@ -24,6 +24,7 @@ from tiled.iterviews import ItemsView, KeysView, ValuesView
 from tiled.query_registration import QueryTranslationRegistry
 from tiled.server.schemas import SortingDirection, SortingItem
 from tiled.structures.core import Spec, StructureFamily
+from tiled.utils import UnsupportedQueryType
 
 from .. import records
 from ..errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError
@@ -425,6 +426,10 @@ class FolderAdapter:
     ) -> Iterator[tuple[str, BeamtimeAdapter]]:
         for name in self._keys_slice(start, stop, direction):
             yield name, self[name]
+
+    def search(self, query: Any) -> Any:
+        """Not offered on a folder (400): search within a beamtime."""
+        raise UnsupportedQueryType(type(query).__name__)
 
     def read(self, fields: Any = None) -> Any:
         """Refused: a folder of beamtimes is not one download."""
