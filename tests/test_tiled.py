@@ -312,7 +312,10 @@ def test_hostile_files_give_http_errors_with_our_message(tmp_path: Path) -> None
     with BeamtimeWriter(good, seed=3) as w:
         nexafs, _ = write_nexafs(w, T0)
         rsoxs, _, _ = write_rsoxs(w, T0 + 100)
+        garbled, _, garbled_frames = write_rsoxs(w, T0 + 200, seed=4)
     (tmp_path / "garbage.db").write_bytes(b"not a beamtime at all" * 10)
+    chunk = good.with_suffix(".zarr") / "runs" / garbled / "detector_image" / "c" / "1" / "0" / "0"
+    chunk.write_bytes(b"\x28\xb5\x2f\xfd garbled")  # a zstd magic, then nonsense
     with sqlite3.connect(good) as conn:  # one event's JSON broken, one frame array gone
         conn.execute(
             "UPDATE events SET data = '{broken' WHERE seq_num = 3 AND stream_uid IN "
@@ -346,6 +349,13 @@ def test_hostile_files_give_http_errors_with_our_message(tmp_path: Path) -> None
             arr.read_block((0, 0, 0))
         assert info.value.response.status_code == 422
         assert "detector_image" in str(info.value) and "Traceback" not in str(info.value)
+
+        damaged = c["good"][garbled]["primary"]["detector_image"]
+        np.testing.assert_array_equal(damaged.read_block((0, 0, 0)), garbled_frames[:1])
+        with pytest.raises(ClientError) as info:
+            damaged.read_block((1, 0, 0))
+        assert info.value.response.status_code == 422
+        assert "seq_num" in str(info.value) and garbled in str(info.value)
     assert tree_hash(good) == before
 
     with pytest.raises(BeamtimeFormatError):
