@@ -67,7 +67,7 @@ def assert_same(table: records.EventTable, ref: records.EventColumns, missing: A
             assert all(g or type(v) in (int, float) for g, v in zip(gap, want)), name
             assert any(gap) or any(type(v) is float for v in want), name  # else it would be int64
             for g, v, x in zip(gap, want, got.tolist()):
-                assert math.isnan(x) if g or (type(v) is float and math.isnan(v)) else x == v, name
+                assert math.isnan(x) if g or (type(v) is float and math.isnan(v)) else x == float(v), name
         # the consumers' typing gives the same arrays either way
         a, a2 = records.column_array(got)
         b, b2 = records.column_array(want)
@@ -271,3 +271,12 @@ def test_facade_table_from_event_table(tmp_path: Path) -> None:
     assert list(df.columns) == ["seq_num", "time", "a", "b", "f"]
     assert df["a"].dtype == np.int64 and df["f"].dtype == np.float64 and math.isnan(df["f"][1])
     assert df["b"][0] == "x" and df["b"].isna()[1]
+
+
+def test_nan_readings_among_ints_bools_and_strings_are_gaps() -> None:
+    ints, _ = records.column_array([math.nan, 0, 2])
+    assert ints.dtype == np.float64 and math.isnan(ints[0]) and ints[1:].tolist() == [0.0, 2.0]
+    flags, _ = records.column_array([True, math.nan])
+    assert flags.dtype == np.float64 and flags[0] == 1.0 and math.isnan(flags[1])
+    names, _ = records.column_array(["x", math.nan])
+    assert names.dtype == object and names[0] == "x" and math.isnan(names[1])

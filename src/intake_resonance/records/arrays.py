@@ -55,7 +55,9 @@ def column_array(values: np.ndarray | list[Any]) -> tuple[np.ndarray, bool]:
     from pandas.api.types import infer_dtype  # pandas is imported only for mixed columns
 
     kind = infer_dtype(values, skipna=True)
-    has_gaps = kind == "empty" or type(None) in types
+    # infer_dtype skips NaN as it skips None: a float in an "integer",
+    # "boolean" or "string" column is a NaN reading, a gap to these rules.
+    has_gaps = kind == "empty" or type(None) in types or (float in types and kind in ("integer", "boolean", "string"))
     if kind == "integer" and not has_gaps:
         try:
             return np.array(values, dtype=np.int64), False
