@@ -197,6 +197,27 @@ def test_dask_client_reads_lazily(bt: dict[str, Any], monkeypatch: pytest.Monkey
         assert spy.frames == 5
 
 
+def test_renamed_image_field_served_by_its_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "names.db"
+    frames = np.arange(3 * 6 * 5, dtype=np.int32).reshape(3, 6, 5)
+    with BeamtimeWriter(path, seed=9) as w:
+        uid = w.open_run("rsoxs", time=T0)
+        w.open_stream("primary", {"det/1": {"dtype": "int32", "external": True, "shape": [6, 5]}, "time": {"dtype": "number"}}, time=T0)
+        for i in range(3):
+            ev = w.write_event({"time": 10.0 + i}, time=T0 + 1 + i)
+            w.write_image(ev, "det/1", frames[i])
+    with Database(path) as db:
+        local = open_run_dataset(db, uid).load()
+    spy = FrameSpy(monkeypatch)
+    with served(beamtime_tree(path)) as c:
+        node = c[uid]["primary"]
+        assert_same_dataset(node.read(), local)  # the builder's names, dims and attrs
+        (image,) = [name for name in node if len(node[name].shape) == 3]
+        spy.frames = 0
+        np.testing.assert_array_equal(node[image].read_block((2, 0, 0)), frames[2:3])
+        assert spy.frames == 1  # read through the field's FrameStack, one frame
+
+
 # ------------------------------------------------------------------- search
 @pytest.fixture
 def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:

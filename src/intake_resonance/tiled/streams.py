@@ -1,9 +1,9 @@
 """Run and stream nodes: a run's metadata and streams, a stream as tiled's xarray dataset.
 
-Scalar columns come from the one builder (:func:`..dataset.open_run_dataset`);
-each image field with frames becomes a :class:`FrameArrayAdapter` over a
-:class:`..frames.FrameStack` built from :func:`..records.frame_refs`, one
-frame per block, so a block request reads only its frame.
+Every variable comes from the one builder (:func:`..dataset.open_run_dataset`);
+each image variable with frames is served by a :class:`FrameArrayAdapter`
+over a :class:`..frames.FrameStack` built from :func:`..records.frame_refs`,
+one frame per block, so a block request reads only its frame.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from tiled.structures.array import ArrayStructure, BuiltinDtype
 from tiled.structures.core import Spec
 
 from .. import records
-from ..dataset import netcdf_safe, open_run_dataset, run_attrs
+from ..dataset import open_run_dataset, run_attrs
 from ..errors import BeamtimeDataError
 from ..format import Database
 from ..frames import FrameStack
+from ..names import image_dims, original_name
 from ._http import bad_request, served
 
 if TYPE_CHECKING:
@@ -88,52 +89,48 @@ class FrameArrayAdapter(ArrayAdapter):
             )
 
 
-def _image_fields(db: Database, uid: str, stream: str) -> list[str]:
-    declared = [
-        name
-        for s in records.list_streams(db, uid)
-        if s.name == stream
-        for name, d in s.data_keys.items()
-        if isinstance(d, dict) and d.get("external")
-    ]
-    return list(dict.fromkeys([*declared, *records.image_fields(db, uid, stream)]))
+def _frame_field(name: str, var: Any) -> str | None:
+    """The stored field name of an image variable (None for other variables)."""
+    if var.ndim == 3 and var.dims == ("time", *image_dims(name)):
+        return original_name(name, var.attrs)
+    return None
 
 
 def stream_dataset(db: Database, uid: str, stream: str, attempts: int = 3) -> DatasetAdapter:
-    """Build a stream's dataset node: scalars from the one builder, frames from the frame layer."""
+    """A stream's dataset node: the one builder's Dataset, its frames served through FrameStack.
+
+    The builder names, types and describes every variable; each image
+    variable's frames are then read through a :class:`FrameStack` of the
+    field's references, so a block request reads only its frames (the
+    builder's dask array is never computed).
+    """
     for _ in range(attempts):
-        refs = {f: records.frame_refs(db, uid, f, stream) for f in _image_fields(db, uid, stream)}
-        refs = {f: r for f, r in refs.items() if r.frame_shape is not None}
-        # Fields with frames are served by FrameStack; the builder makes the rest
-        # (including the all-NaN variable of a declared field that has no frame).
-        ds = open_run_dataset(db, uid, stream, drop_variables=list(refs))
+        ds = open_run_dataset(db, uid, stream)
         try:
             seq_num = ds["seq_num"].values
-            if not all(np.array_equal(r.seq_num, seq_num) for r in refs.values()):
-                continue  # a commit landed between the two reads: read again
             contents: dict[str, ArrayAdapter] = {}
-            for name, var in ds.data_vars.items():
-                contents[str(name)] = _variable_adapter(str(name), var, "xarray_data_var")
-            for field, r in refs.items():
-                descriptor = _descriptor(db, uid, stream, field)
-                attrs = {str(k): netcdf_safe(v) for k, v in descriptor.items() if v is not None}
-                stack = FrameStack(db.zarr_path, r, db.path, run=uid, stream=stream, field=field)
-                contents[field] = FrameArrayAdapter(stack, ("time", f"{field}_x", f"{field}_y"), attrs)
-            for name, var in ds.coords.items():
-                contents[str(name)] = _variable_adapter(str(name), var, "xarray_coord")
+            changed = False
+            for key, var in ds.data_vars.items():
+                name = str(key)
+                field = _frame_field(name, var)
+                refs = None if field is None else records.frame_refs(db, uid, field, stream)
+                if field is None or refs is None or refs.frame_shape is None:
+                    # scalars, and a declared image field without frames (all NaN)
+                    contents[name] = _variable_adapter(name, var, "xarray_data_var")
+                elif not np.array_equal(refs.seq_num, seq_num):
+                    changed = True  # a commit landed between the two reads: read again
+                    break
+                else:
+                    stack = FrameStack(db.zarr_path, refs, db.path, run=uid, stream=stream, field=field)
+                    contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs))
+            for key, var in ds.coords.items():
+                contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
             attrs = dict(ds.attrs)
         finally:
             ds.close()
-        return DatasetAdapter(contents, metadata={"attrs": attrs}, specs=[Spec("xarray_dataset")])
+        if not changed:
+            return DatasetAdapter(contents, metadata={"attrs": attrs}, specs=[Spec("xarray_dataset")])
     raise BeamtimeDataError("the run kept changing while it was read; try again", db.path, run=uid, stream=stream)
-
-
-def _descriptor(db: Database, uid: str, stream: str, field: str) -> dict[str, Any]:
-    for s in records.list_streams(db, uid):
-        if s.name == stream:
-            d = s.data_keys.get(field)
-            return d if isinstance(d, dict) else {}
-    return {}
 
 
 class StreamMap(Mapping[str, DatasetAdapter]):
