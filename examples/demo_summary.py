@@ -34,7 +34,8 @@ def runs_table(bt) -> pd.DataFrame:  # noqa: ANN001 - an intake catalog
     df["time_start"] = df["time_start"].dt.strftime("%Y-%m-%d %H:%M:%S")
     df["sample"] = df["sample"].fillna("-")
     df["exit_status"] = df["exit_status"].fillna("open")
-    return df[["uid", "plan_name", "sample", "time_start", "exit_status", "num_events", "operator"]]
+    # events: all streams (an open run's too); stream_events, frames: what run.to_dask() holds
+    return df[["uid", "plan_name", "sample", "time_start", "exit_status", "num_events", "stream_events", "frames", "operator"]]
 
 
 def newest_rsoxs_uid(bt) -> str:  # noqa: ANN001 - an intake catalog
@@ -64,7 +65,8 @@ def main() -> None:
         print(runs_table(bt).to_string(index=False))
 
     uid = newest_rsoxs_uid(bt)
-    ds = bt[uid].to_dask()
+    entry = bt[uid]
+    ds = entry.to_dask()
     frames = ds.detector_image
     start = time.perf_counter()
     mean = frames.mean("time").compute()  # dask reads the frames chunk by chunk
@@ -72,7 +74,8 @@ def main() -> None:
     energies = ds.energy_position.values
     print(
         f"\nnewest RSoXS run {uid[:8]} ({ds.attrs['plan_name']}, {ds.attrs.get('sample_name', 'no sample')}, "
-        f"{ds.attrs.get('exit_status', 'open')}): {frames.sizes['time']} frames of "
+        f"{ds.attrs.get('exit_status', 'open')}): {ds.attrs['num_events']} events ({ds.sizes['time']} primary), "
+        f"{entry.metadata['frames']} frames of "
         f"{frames.shape[1]}x{frames.shape[2]} {frames.dtype}, {energies.min():g}-{energies.max():g} eV, "
         f"{len(frames.chunks[0])} dask chunk(s)"
     )

@@ -83,11 +83,58 @@ def test_ls_lists_every_run_oldest_first(runner: CliRunner, demo_db: Path, demo_
     assert [r[0] for r in rows] == [r["uid"][:8] for r in demo_runs]
     assert [r[1] for r in rows] == [r["plan_name"] for r in demo_runs]
     assert [r[2] for r in rows] == [r["sample"] if isinstance(r["sample"], str) else "-" for r in demo_runs]
-    assert [r[4] for r in rows] == [r["exit_status"] if isinstance(r["exit_status"], str) else "open" for r in demo_runs]
-    assert [int(r[5]) for r in rows] == [r["num_events"] for r in demo_runs]
+    assert [r[5] for r in rows] == [r["exit_status"] if isinstance(r["exit_status"], str) else "open" for r in demo_runs]
+    assert [[int(v) for v in r[6:9]] for r in rows] == [[r["num_events"], r["stream_events"], r["frames"]] for r in demo_runs]
     assert rows[0][3] == "2026-03-05T09:00:00Z"
-    assert rows[-1][4] == "open"  # the demo's last run is still being written
+    assert rows[-1][4:9] == ["-", "open", "8", "6", "6"]  # still being written: 2 baseline + 6 primary events, 6 frames
     assert f"{len(demo_runs)} run(s)" in result.stderr
+
+
+def _ls_beamtime(path: Path, t0: float) -> dict[str, str]:
+    with BeamtimeWriter(path) as w:
+        nexafs, _ = write_nexafs(w, t0, n=8)  # 1 baseline + 8 primary, 280-283.5 eV, closed at t0 + 9
+        rsoxs, _, frames = write_rsoxs(w, t0 + 3600, n=5)  # 5 events and frames, 285-289 eV, closed at + 6
+        live = w.open_run("rsoxs", sample="PS", time=t0 + 7200)
+        w.open_stream("primary", {"energy_position": {"dtype": "number"}}, time=t0 + 7200)
+        for i in range(3):
+            ev = w.write_event({"energy_position": 290.0 - i}, time=t0 + 7201 + i)
+            w.write_image(ev, "detector_image", frames[i])
+        w.close()  # the last run stays open: its three events and frames are committed
+    return {"nexafs": nexafs, "rsoxs": rsoxs, "live": live}
+
+
+def test_ls_counts_duration_energy(runner: CliRunner, tmp_path: Path) -> None:
+    uids = _ls_beamtime(tmp_path / "bt.db", T0)
+    result = _run(runner, "ls", tmp_path / "bt.db")
+    assert result.exit_code == 0, result.output
+    header, *lines = result.stdout.strip().splitlines()
+    assert header.split() == ["uid", "plan", "sample", "start", "(UTC)", "duration", "status", "events", "primary",
+                              "frames", "energy"]
+    rows = {r[0]: r for r in (line.split() for line in lines)}
+    assert rows[uids["nexafs"][:8]][4:] == ["0:00:09", "success", "9", "8", "0", "280-283.5"]
+    assert rows[uids["rsoxs"][:8]][4:] == ["0:00:06", "success", "5", "5", "5", "285-289"]
+    assert rows[uids["live"][:8]][4:] == ["-", "open", "3", "3", "3", "288-290"]
+    out = _run(runner, "show", tmp_path / "bt.db", uids["live"]).stdout  # show gives the same counts
+    assert "  num_events: 3" in out and "  primary: 3 events, 3 frames" in out
+    out = _run(runner, "show", tmp_path / "bt.db", uids["nexafs"]).stdout
+    assert "  num_events: 9" in out and "  baseline: 1 events" in out and "  primary: 8 events" in out
+
+
+def test_ls_folder_lists_every_beamtime(runner: CliRunner, tmp_path: Path) -> None:
+    a = _ls_beamtime(tmp_path / "a_first.db", T0)
+    b = _ls_beamtime(tmp_path / "b_second.db", T0 + 86400)
+    (tmp_path / "notes.txt").write_text("not a beamtime")
+    result = _run(runner, "ls", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = _rows(result.stdout)
+    assert [(r[0], r[1]) for r in rows] == [("a_first", u[:8]) for u in a.values()] + [("b_second", u[:8]) for u in b.values()]
+    assert result.stdout.splitlines()[0].split()[:2] == ["beamtime", "uid"]
+    assert "6 run(s) in 2 beamtime(s)" in result.stderr
+    rows = _rows(_run(runner, "ls", tmp_path, "--plan", "nexafs").stdout)
+    assert [(r[0], r[1]) for r in rows] == [("a_first", a["nexafs"][:8]), ("b_second", b["nexafs"][:8])]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _assert_bad_input(_run(runner, "ls", empty), "empty", "no beamtime")
 
 
 def test_ls_filters(runner: CliRunner, demo_db: Path, demo_runs: list[dict]) -> None:

@@ -163,6 +163,36 @@ def test_main_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "runs: 13 " in capsys.readouterr().out
 
 
+def test_summary_counts_are_the_catalogs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """events (all streams), primary and frames: the summary, the runs table and each Dataset agree."""
+    from intake_resonance.dataset import open_run_dataset
+    from intake_resonance.intake_drivers import BeamtimeCatalog
+
+    path = demo.write_demo(tmp_path, frame_shape=(16, 16))
+    demo.summarize(path)
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    cat = BeamtimeCatalog(str(path))
+    df = cat.to_dataframe()
+    for row in df.itertuples(index=False):
+        shown = [int(v) for v in lines[row.uid[:8]][-3:]]
+        assert shown == [row.num_events, row.stream_events, row.frames]
+        ds = open_run_dataset(path, row.uid)
+        assert ds.attrs["num_events"] == row.num_events and ds.sizes["time"] == row.stream_events
+        n_frames = int(np.isfinite(ds.detector_image.values).all(axis=(1, 2)).sum()) if "detector_image" in ds else 0
+        assert n_frames == row.frames
+    cat.close()
+    live = df.iloc[-1]  # the demo's open run: 2 baseline + 6 primary events, one frame each
+    assert pd_isna(live.exit_status) and (live.num_events, live.stream_events, live.frames) == (8, 6, 6)
+    rsoxs = df[df.plan_name == "rsoxs"].iloc[0]  # 2 baseline + 16 energies
+    assert (rsoxs.num_events, rsoxs.stream_events, rsoxs.frames) == (18, 16, 16)
+
+
+def pd_isna(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
     path = demo.write_demo(tmp_path, frame_shape=SHAPE)
     other = tmp_path / "other.db"

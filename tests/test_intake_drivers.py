@@ -95,7 +95,8 @@ def test_to_dataframe_values(five):
     path, uids = five
     df = BeamtimeCatalog(str(path)).to_dataframe()
     assert list(df.columns) == [
-        "uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator"
+        "uid", "plan_name", "sample", "time_start", "time_stop", "exit_status",
+        "num_events", "stream_events", "frames", "operator",
     ]
     assert df.uid.tolist() == uids
     assert df.plan_name.tolist() == ["nexafs", "rsoxs", "nexafs", "nexafs", "scan"]
@@ -103,7 +104,57 @@ def test_to_dataframe_values(five):
     assert df.time_start.iloc[0] == pd.Timestamp(T0, unit="s", tz="UTC")
     assert pd.isna(df.time_stop.iloc[4]) and pd.isna(df.exit_status.iloc[4])
     assert df.num_events.tolist() == [9, 5, 9, 1, 0]
+    assert df.stream_events.tolist() == [8, 5, 8, 1, 0] and df.frames.tolist() == [0, 5, 0, 0, 0]
     assert df.operator.tolist()[:4] == ["alice", "bob", "alice", "carol"]
+
+
+def test_counts_agree_everywhere_for_open_and_closed_runs(tmp_path):
+    """num_events (all streams), the stream's events and its frames: one number on every face."""
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        nexafs, primary = write_nexafs(w, T0, n=7)  # 1 baseline + 7 primary
+        rsoxs, _, frames = write_rsoxs(w, T0 + 100, n=4)
+        live = w.open_run("rsoxs", sample="PS", time=T0 + 200)  # never closed: runs.num_events stays 0
+        w.open_stream("baseline", {"beam_current": {"dtype": "number"}}, time=T0 + 200)
+        w.write_event({"beam_current": 500.0}, time=T0 + 200.5)
+        w.open_stream("primary", {"energy_position": {"dtype": "number"}, "detector_image": {"dtype": "int32", "external": True}},
+                      time=T0 + 201)
+        for i in range(3):
+            ev = w.write_event({"energy_position": 280.0 + i}, time=T0 + 202 + i)
+            w.write_image(ev, "detector_image", frames[i])
+        w.close()
+    written = {nexafs: (1 + len(primary), len(primary), 0), rsoxs: (4, 4, 4), live: (4, 3, 3)}
+    cat = BeamtimeCatalog(str(path))
+    df = cat.to_dataframe().set_index("uid")
+    for uid, (total, events, n_frames) in written.items():
+        assert tuple(df.loc[uid, ["num_events", "stream_events", "frames"]]) == (total, events, n_frames)
+        meta = cat[uid].metadata
+        assert (meta["num_events"], meta["stream_events"], meta["frames"]) == (total, events, n_frames)
+        ds = cat[uid].to_dask()
+        assert ds.attrs["num_events"] == total and ds.sizes["time"] == events
+        assert sum(v.shape[0] for v in ds.data_vars.values() if v.ndim == 3) == n_frames
+    from intake_resonance.facade import Catalog
+
+    with Catalog(path) as c:  # the beamline's API keeps its column: 0 until the run closes
+        assert c[live].num_events == 0 and c[nexafs].num_events == 1 + len(primary)
+
+
+def test_times_one_convention(five):
+    """ISO 8601 UTC text in entry metadata and Dataset attrs; datetime64[ns, UTC] in the runs table."""
+    path, uids = five
+    cat = BeamtimeCatalog(str(path))
+    df = cat.to_dataframe()
+    assert str(df.time_start.dtype) == str(df.time_stop.dtype) == "datetime64[ns, UTC]"
+    starts = [T0, T0 + 3600, T0 + 86400, T0 + 90000, T0 + 95000]
+    assert df.time_start.tolist() == [pd.Timestamp(t, unit="s", tz="UTC") for t in starts]
+    assert df.time_stop.iloc[3] == pd.Timestamp(T0 + 90002, unit="s", tz="UTC") and pd.isna(df.time_stop.iloc[4])
+    for uid, t in zip(uids, starts):
+        meta, attrs = cat[uid].metadata, cat[uid].to_dask().attrs
+        iso = pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+        assert meta["time_start"] == attrs["time_start"] == iso and iso.endswith("+00:00")
+        assert pd.Timestamp(meta["time_start"]) == df.set_index("uid").time_start[uid]
+    assert cat[uids[3]].metadata["time_stop"] == cat[uids[3]].to_dask().attrs["time_stop"] == "2026-03-06T09:40:02+00:00"
+    assert cat[uids[4]].metadata["time_stop"] is None and "time_stop" not in cat[uids[4]].to_dask().attrs
 
 
 def test_search_criteria_and_chains(five):

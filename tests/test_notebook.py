@@ -85,7 +85,8 @@ def test_demo_summary_script(repo_copy: Path, tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].endswith("sources demo_beamtime, demo_folder")
     assert sum(1 for line in lines if line.rstrip().endswith(("alice", "bob", "carol"))) == 13  # the runs table
-    assert any(line.startswith("newest RSoXS run 251bf764 (en_scan, P3HT:PCBM, success): 12 frames of 32x32 int32")
+    assert any(line.startswith("newest RSoXS run 251bf764 (en_scan, P3HT:PCBM, success): 14 events (12 primary), "
+                               "12 frames of 32x32 int32")
                for line in lines)
     assert lines[-1] == "wrote mean.png"  # shown relative to the working directory
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5_000

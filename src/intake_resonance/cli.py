@@ -151,14 +151,66 @@ def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> 
 
 
 # ----------------------------------------------------------------------- ls
-@cli.command("ls", short_help="List runs, newest last.")
-@click.argument("path", type=_DB)
+_LS_HEADER = (
+    f"{'uid':<8}  {'plan':<10}  {'sample':<10}  {'start (UTC)':<20}  {'duration':>8}  {'status':<8}  "
+    f"{'events':>6}  {'primary':>7}  {'frames':>6}  {'energy':<15}"
+)
+
+
+def _duration(start: Any, stop: Any) -> str:
+    import pandas as pd
+
+    if pd.isna(start) or pd.isna(stop):
+        return "-"  # still open (or never closed)
+    seconds = max(0, round((stop - start).total_seconds()))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _energy(span: tuple[float, float] | None) -> str:
+    if span is None:
+        return "-"
+    lo, hi = span
+    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+
+
+def _ls_lines(path: Path, criteria: dict[str, Any], prefix: str = "") -> list[str]:
+    """One line per run of the beamtime ``path`` matching ``criteria``."""
+    from . import records
+
+    cat = _catalog(path)
+    try:
+        df = (cat.search(**criteria) if criteria else cat).to_dataframe()
+        # min/max inside SQLite: no event table is decoded
+        ranges = records.field_ranges(cat.db, "energy_position", "primary", records.RunQuery().narrow(**criteria))
+    finally:
+        cat.close()
+    lines = []
+    for row in df.itertuples(index=False):
+        sample = row.sample if isinstance(row.sample, str) else "-"
+        status = row.exit_status if isinstance(row.exit_status, str) else "open"
+        lines.append(
+            f"{prefix}{row.uid[:8]:<8}  {row.plan_name:<10}  {sample:<10}  {_iso(row.time_start):<20}  "
+            f"{_duration(row.time_start, row.time_stop):>8}  {status:<8}  {row.num_events:>6}  "
+            f"{row.stream_events:>7}  {row.frames:>6}  {_energy(ranges.get(row.uid)):<15}".rstrip()
+        )
+    return lines
+
+
+@cli.command("ls", short_help="List runs, newest last (a .db, or every beamtime in a folder).")
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--plan", "plans", multiple=True, help="Only runs of this plan (repeat for several).")
 @click.option("--sample", "samples", multiple=True, help="Only runs on this sample (repeat for several).")
 @click.option("--since", callback=_since, help="Only runs started at or after this time (ISO 8601, UTC).")
 @click.option("--until", callback=_since, help="Only runs started before this time (ISO 8601, UTC).")
 def ls_(path: Path, plans: tuple[str, ...], samples: tuple[str, ...], since: float | None, until: float | None) -> None:
-    """List the runs of the beamtime PATH (.db), newest last."""
+    """List the runs of the beamtime PATH (.db), newest last; PATH a folder: every beamtime (*.db) in it.
+
+    Columns: uid prefix, plan, sample, start (UTC), duration (H:MM:SS; - while
+    open), status, events (committed, all streams; an open run's too),
+    primary (events of the primary stream: the rows of its Dataset), frames
+    (of the primary stream) and the energy range of the primary stream.
+    A folder adds the beamtime's name (file stem) in front.
+    """
     criteria: dict[str, Any] = {}
     if plans:
         criteria["plan_name"] = list(plans)
@@ -168,17 +220,20 @@ def ls_(path: Path, plans: tuple[str, ...], samples: tuple[str, ...], since: flo
         criteria["since"] = since
     if until is not None:
         criteria["until"] = until
-    cat = _catalog(path)
-    df = (cat.search(**criteria) if criteria else cat).to_dataframe()
-    click.echo(f"{'uid':<8}  {'plan':<10}  {'sample':<10}  {'start (UTC)':<20}  {'status':<8}  {'events':>6}")
-    for row in df.itertuples(index=False):
-        sample = row.sample if isinstance(row.sample, str) else "-"
-        status = row.exit_status if isinstance(row.exit_status, str) else "open"
-        click.echo(
-            f"{row.uid[:8]:<8}  {row.plan_name:<10}  {sample:<10}  {_iso(row.time_start):<20}  "
-            f"{status:<8}  {row.num_events:>6}"
-        )
-    click.echo(f"{len(df)} run(s)", err=True)  # a count for people; stdout stays one line per run
+    if path.is_dir():
+        beamtimes = sorted(path.glob("*.db"))
+        if not beamtimes:
+            raise BadInput(f"{path}: no beamtime (*.db) in this folder")
+        width = max(len("beamtime"), *(len(db.stem) for db in beamtimes))
+        lines = [line for db in beamtimes for line in _ls_lines(db, criteria, prefix=f"{db.stem:<{width}}  ")]
+        click.echo(f"{'beamtime':<{width}}  {_LS_HEADER}".rstrip())
+        click.echo("\n".join(lines), nl=bool(lines))
+        click.echo(f"{len(lines)} run(s) in {len(beamtimes)} beamtime(s)", err=True)
+        return
+    lines = _ls_lines(path, criteria)  # read before printing: a bad file prints nothing on stdout
+    click.echo(_LS_HEADER.rstrip())
+    click.echo("\n".join(lines), nl=bool(lines))
+    click.echo(f"{len(lines)} run(s)", err=True)  # a count for people; stdout stays one line per run
 
 
 # --------------------------------------------------------------------- show
@@ -204,6 +259,7 @@ def show(path: Path, uid: str) -> None:
         assert run is not None  # resolve_uid only returns existing uids
         attrs = run_attrs(db, run)
         streams = records.run_fields(db, run.uid)
+        counts = records.run_counts(db, run.uid)
     sample = {k[len("sample_"):]: v for k, v in attrs.items() if k.startswith("sample_")}
     click.echo(f"run {attrs.get('uid')}")
     for key, value in attrs.items():
@@ -214,7 +270,8 @@ def show(path: Path, uid: str) -> None:
         click.echo(f"  {key}: {_fmt(value)}")
     click.echo(f"streams: {len(streams)}")
     for stream in streams:
-        click.echo(f"  {stream.name}: {stream.n_events} events")
+        frames = counts.stream_frames(stream.name)
+        click.echo(f"  {stream.name}: {stream.n_events} events" + (f", {frames} frames" if frames else ""))
         for f in stream.fields:
             shape = "x".join(str(v) for v in (stream.n_events, *f.shape))
             lazy = "  (frames, not read)" if f.external else ""

@@ -47,7 +47,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import dask
@@ -109,7 +108,7 @@ def _safe_attrs(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, tz=UTC).isoformat()
+    return records.iso_utc(t)
 
 
 def column_to_array(values: list[Any]) -> tuple[np.ndarray, bool]:
@@ -230,6 +229,11 @@ def _resolve_stream(db: Database, run: records.RunRecord, stream: str) -> record
 def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
     """Dataset attributes of a run: the run row, its sample and its metadata.
 
+    ``time_start``/``time_stop`` are ISO 8601 text in UTC; ``num_events``
+    counts the committed events of all the run's streams (see
+    :mod:`intake_resonance.records.summary`), so a run still being written
+    shows its events so far.
+
     Metadata keys are added as they are, unless they clash with a run or
     sample attribute; then they get a ``metadata_`` prefix. NULL values are
     left out.
@@ -241,7 +245,8 @@ def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
         ("time_start", _iso(run.time_start)),
         ("time_stop", _iso(run.time_stop)),
         ("exit_status", run.exit_status),
-        ("num_events", int(run.num_events or 0)),
+        # Committed events of all streams, an open run's too (records.summary defines the counts).
+        ("num_events", records.run_counts(db, run.uid).num_events),
         ("operator", run.operator),
         ("sample_name", run.sample_name),
         ("beamtime", str(db.path)),

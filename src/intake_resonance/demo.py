@@ -377,9 +377,6 @@ def _iso(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _event_count(db: Database, uid: str) -> int:
-    # Counted from the events: an open run's num_events stays 0 until it closes.
-    return sum(len(records.stream_events(db, uid, s.name)) for s in records.list_streams(db, uid))
 
 
 def _frames(db: Database, uid: str) -> FrameStack | None:
@@ -390,12 +387,18 @@ def _frames(db: Database, uid: str) -> FrameStack | None:
 
 
 def _print_runs(db: Database, runs: list[records.RunRecord], out: TextIO) -> None:
+    # The counts every face shows (records.summary): events of all streams, an open run's too;
+    # primary: the rows of the run's Dataset; frames: those it references.
+    counts = records.counts_table(db)
+    none = records.RunCounts()
     status = Counter(r.exit_status or "open" for r in runs)
     print(f"runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in sorted(status.items()))})", file=out)
-    print(f"  {'uid':<8}  {'plan':<9}  {'sample':<10}  {'start (UTC)':<20}  {'status':<8}  {'events':>6}", file=out)
+    print(f"  {'uid':<8}  {'plan':<9}  {'sample':<10}  {'start (UTC)':<20}  {'status':<8}  {'events':>6}  "
+          f"{'primary':>7}  {'frames':>6}", file=out)
     for r in runs:
+        c = counts.get(r.uid, none)
         print(f"  {r.uid[:8]:<8}  {r.plan_name:<9}  {r.sample_name or '-':<10}  {_iso(r.time_start):<20}  "
-              f"{r.exit_status or 'open':<8}  {_event_count(db, r.uid):>6}", file=out)
+              f"{r.exit_status or 'open':<8}  {c.num_events:>6}  {c.stream_events():>7}  {c.stream_frames():>6}", file=out)
 
 
 def _print_samples(db: Database, runs: list[records.RunRecord], out: TextIO) -> None:
@@ -410,7 +413,9 @@ def _print_samples(db: Database, runs: list[records.RunRecord], out: TextIO) -> 
 
 def _print_frames(db: Database, runs: list[records.RunRecord], out: TextIO) -> None:
     stacks = [(r, fs) for r in runs if (fs := _frames(db, r.uid)) is not None]
-    total = sum(len(fs) for _, fs in stacks)
+    counts = records.counts_table(db)
+    n_frames = {r.uid: counts[r.uid].stream_frames() if r.uid in counts else 0 for r, _ in stacks}  # image_refs rows
+    total = sum(n_frames.values())
     layouts = sorted({f"{fs.shape[1]}x{fs.shape[2]} {fs.dtype}" for _, fs in stacks})
     print(f"frames: {total} in {len(stacks)} runs, {', '.join(layouts) or '-'}", file=out)
     rsoxs = [(r, fs) for r, fs in stacks if r.plan_name in RSOXS_PLANS and len(fs) and r.exit_status == "success"]
@@ -418,7 +423,7 @@ def _print_frames(db: Database, runs: list[records.RunRecord], out: TextIO) -> N
         r, fs = rsoxs[-1]  # runs come oldest first
         mean = float(np.asarray(fs[:], dtype=np.float64).mean())
         print(f"newest RSoXS run {r.uid[:8]} ({r.plan_name}, {r.sample_name}, {r.exit_status or 'open'}): "
-              f"{len(fs)} frames, mean intensity {mean:.1f} counts", file=out)
+              f"{n_frames[r.uid]} frames, mean intensity {mean:.1f} counts", file=out)
 
 
 def _size(db_path: Path) -> int:

@@ -189,6 +189,12 @@ class _FreshnessMixin:
         return entry()
 
 
+def _utc_times(seconds: list[float | None]) -> pd.Series:
+    """Epoch seconds as ``datetime64[ns, UTC]`` (NaT for NULL), rounded as the Datasets' ``time`` is."""
+    ns = np.round(np.array([np.nan if t is None else t for t in seconds], dtype=np.float64) * 1e9)
+    return pd.Series(ns, dtype="float64").astype("Int64").astype("datetime64[ns]").dt.tz_localize("UTC")
+
+
 class BeamtimeCatalog(_FreshnessMixin, Catalog):
     """One beamtime ``.db`` as a catalog of runs (oldest first).
 
@@ -242,15 +248,8 @@ class BeamtimeCatalog(_FreshnessMixin, Catalog):
 
     def _make_entry(self, uid: str) -> LocalCatalogEntry:
         run = records.get_run(self.db, uid)
-        meta = {} if run is None else {
-            "plan_name": run.plan_name,
-            "sample_name": run.sample_name,
-            "time_start": run.time_start,
-            "time_stop": run.time_stop,
-            "exit_status": run.exit_status,
-            "num_events": run.num_events,
-            "operator": run.operator,
-        }
+        # ISO times and counts as every face shows them (records.summary).
+        meta = {} if run is None else records.run_summary(self.db, run, self.stream)
         return LocalCatalogEntry(
             name=uid,
             description=f"{meta.get('plan_name', 'run')} run {uid}",
@@ -309,16 +308,27 @@ class BeamtimeCatalog(_FreshnessMixin, Catalog):
         )
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per run, oldest first, from one query.
+        """One row per run, oldest first.
 
-        Columns: uid, plan_name, sample, time_start, time_stop (UTC
-        datetimes, NaT while a run is open), exit_status, num_events, operator.
+        Columns: uid, plan_name, sample, time_start, time_stop
+        (``datetime64[ns, UTC]``, NaT while a run is open), exit_status,
+        num_events (committed events of all streams, an open run's too),
+        stream_events and frames (of this catalog's stream: what
+        ``run.to_dask()`` holds), operator. The counts are defined in
+        :mod:`intake_resonance.records.summary`.
         """
         cols = records.runs_table(self.db, self._query)
+        counts = records.counts_table(self.db, self._query)
+        none = records.RunCounts()
+        per_run = [counts.get(uid, none) for uid in cols["uid"]]
+        cols["num_events"] = [c.num_events for c in per_run]
         df = pd.DataFrame(cols)
         for name in ("time_start", "time_stop"):
-            df[name] = pd.to_datetime(pd.array(cols[name], dtype="Float64"), unit="s", utc=True)
+            df[name] = _utc_times(cols[name])
         df["num_events"] = df["num_events"].astype("int64")
+        at = list(df.columns).index("num_events")
+        df.insert(at + 1, "stream_events", np.array([c.stream_events(self.stream) for c in per_run], np.int64))
+        df.insert(at + 2, "frames", np.array([c.stream_frames(self.stream) for c in per_run], np.int64))
         return df
 
     def stack(

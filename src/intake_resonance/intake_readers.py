@@ -368,15 +368,8 @@ class RunCatalog(Catalog):
         state = self._state
         with Database(state.path) as db:
             run = records.get_run(db, uid)
-        meta = {} if run is None else {
-            "plan_name": run.plan_name,
-            "sample_name": run.sample_name,
-            "time_start": run.time_start,
-            "time_stop": run.time_stop,
-            "exit_status": run.exit_status,
-            "num_events": run.num_events,
-            "operator": run.operator,
-        }
+            # ISO times and counts as every face shows them (records.summary).
+            meta = {} if run is None else records.run_summary(db, run, state.stream)
         entry = ReaderDescription(
             reader=RunReader.qname(),
             kwargs={"data": f"{{data({state.data_token})}}", "uid": uid, "stream": state.stream, "chunks": state.chunks},

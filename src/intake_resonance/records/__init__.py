@@ -28,6 +28,7 @@ from .runs import (
     runs_by_sample,
     runs_table,
 )
+from .summary import RunCounts, counts_table, field_ranges, iso_utc, run_counts, run_summary
 
 __all__ = [
     "MISSING",
@@ -65,4 +66,10 @@ __all__ = [
     "raw_streams",
     "raw_events",
     "raw_image_refs",
+    "RunCounts",
+    "run_counts",
+    "counts_table",
+    "field_ranges",
+    "iso_utc",
+    "run_summary",
 ]

@@ -16,8 +16,8 @@ import numpy as np
 from ..format import Database
 from ._values import MISSING
 from .arrays import column_array
-from .columnar import seq_bounds
 from .events import decode_event_rows, list_streams
+from .summary import run_counts
 
 __all__ = ["FieldInfo", "StreamFields", "run_fields", "SAMPLE_EVENTS"]
 
@@ -96,21 +96,15 @@ def run_fields(db: Database, run_uid: str, *, sample_events: int = SAMPLE_EVENTS
 
     Notes
     -----
-    A stream's event count is its ``seq_num`` span when the run is closed
-    and the spans of its streams add up to its ``num_events`` (then every
-    stream's numbers are contiguous); otherwise the events are counted on
-    the index.
+    A stream's event count is :func:`~intake_resonance.records.summary.run_counts`'s:
+    its committed events, counted cheaply from the ``seq_num`` index.
     """
     streams = list_streams(db, run_uid)
-    bounds = [seq_bounds(db, s.uid) for s in streams]
-    spans = [0 if lo is None else int(hi) - int(lo) + 1 for lo, hi in bounds]
-    num_events = db.query("SELECT num_events, time_stop FROM runs WHERE uid = ?", (run_uid,))
-    contiguous = bool(num_events) and num_events[0][1] is not None and num_events[0][0] == sum(spans)
-    out = []
-    for s, span in zip(streams, spans):
-        n = span if contiguous or span == 0 else db.query("SELECT count(*) FROM events WHERE stream_uid = ?", (s.uid,))[0][0]
-        out.append(StreamFields(s.name, int(n), _fields(db, run_uid, s.name, s.uid, s.data_keys, sample_events)))
-    return out
+    counts = run_counts(db, run_uid)  # the one definition of a stream's events (summary.py)
+    return [
+        StreamFields(s.name, counts.stream_events(s.name), _fields(db, run_uid, s.name, s.uid, s.data_keys, sample_events))
+        for s in streams
+    ]
 
 
 def _fields(
