@@ -54,6 +54,7 @@ import dask.array
 import numpy as np
 import orjson
 import xarray as xr
+from dask.base import tokenize
 from dask.utils import parse_bytes
 from pandas.api.types import infer_dtype
 from xarray.backends import BackendArray
@@ -500,18 +501,20 @@ def open_run_dataset(
     drop = [drop_variables] if isinstance(drop_variables, str) else [str(v) for v in drop_variables or ()]
     with open_database(beamtime) as db:
         location = RunLocation(db, records.resolve_uid(db, uid), stream)
-        ds = xr.open_dataset(
-            location,
-            engine=ResonanceBackendEntrypoint,
-            chunks={},
-            frame_chunks=chunks,
-            drop_variables=drop,
-        )
-    # xarray chunked the scalar columns too; they were read already, so they
-    # go back to plain NumPy in one pass (only frames stay lazy).
-    small = [v for v in ds.variables.values() if v.chunks is not None and "preferred_chunks" not in v.encoding]
-    for var, values in zip(small, dask.compute(*(v.data for v in small), scheduler="sync")):
-        var.values = values
+        ds = xr.open_dataset(location, engine=ResonanceBackendEntrypoint, cache=False, frame_chunks=chunks, drop_variables=drop)
+    # The engine's lazy arrays become dask arrays by each frame variable's
+    # preferred_chunks (what xarray does with chunks={}), named from the
+    # location's token; scalar columns, read already, stay NumPy. Done here
+    # rather than by xarray's chunks={}, which would also wrap every scalar
+    # column in dask only for us to compute it again.
+    token = tokenize(location)
+    for name, var in ds.variables.items():
+        preferred = var.encoding.get("preferred_chunks")
+        if preferred is None:
+            var.load()
+        else:
+            sizes = {d: preferred[d] for d in var.dims}
+            var.data = var.chunk(sizes, from_array_kwargs={"name": f"resonance-{name}-{tokenize(token, sizes)}"}).data
     return ds
 
 
