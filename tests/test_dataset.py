@@ -64,8 +64,31 @@ def test_frames_are_lazy_and_correct(beamtime):
     assert isinstance(img.data, dask.array.Array)
     np.testing.assert_array_equal(img.values, beamtime.frames["rsoxs"])
     np.testing.assert_allclose(img.mean("time").values, beamtime.frames["rsoxs"].mean(0))
-    assert img.attrs["external"] == 1 and img.attrs["shape"] == [6, 5] and img.attrs["dtype"] == "int32"
+    assert img.attrs["external"] == 1 and img.attrs["shape"] == [6, 5] and img.attrs["units"] == "counts"
     assert "detector_image" not in ds.energy_position.dims
+
+
+def test_frame_attrs_stay_true_after_reductions(tmp_path):
+    """units: counts; the stored dtype lives in encoding (while the variable has it), never in attrs."""
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        uid, _, frames = write_rsoxs(w, T0)  # descriptor says dtype int32, no units
+        gap = w.open_run("rsoxs", time=T0 + 100)
+        w.open_stream("primary", IMAGE_KEYS, time=T0 + 100)
+        ev = w.write_event({"energy_position": 1.0}, time=T0 + 101)
+        w.write_image(ev, "detector_image", frames[0])
+        w.write_event({"energy_position": 2.0}, time=T0 + 102)  # no frame: the variable becomes float
+        w.close_run(time=T0 + 103)
+    img = open_run_dataset(path, uid).detector_image
+    assert img.attrs["units"] == "counts" and "dtype" not in img.attrs
+    assert img.dtype == np.int32 and img.encoding["dtype"] == np.int32
+    mean = img.mean("time")
+    assert mean.dtype == np.float64 and "dtype" not in mean.attrs and mean.attrs["units"] == "counts"
+    np.testing.assert_allclose(mean.values, frames.mean(0))
+    masked = open_run_dataset(path, gap).detector_image
+    assert masked.dtype == np.float64 and "dtype" not in masked.attrs and "dtype" not in masked.encoding
+    np.testing.assert_array_equal(masked.values[0], frames[0])
+    assert np.isnan(masked.values[1]).all()
 
 
 def test_open_reads_no_frame(beamtime):

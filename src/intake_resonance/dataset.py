@@ -284,9 +284,16 @@ class FrameArray(BackendArray):
 
 
 def _frame_variable(stack: FrameStack, dims: tuple[str, ...], attrs: dict[str, Any], chunks: Any) -> xr.Variable:
+    # attrs describe the values whatever is computed from them (xarray keeps attrs through
+    # reductions): detector counts, yes; the stored dtype, no (a mean is float). That dtype goes
+    # where xarray keeps a source's dtype, in encoding, and only while the variable has it.
+    attrs = {k: v for k, v in attrs.items() if k != "dtype"}
+    attrs.setdefault("units", "counts")
     var = xr.Variable(dims, indexing.LazilyIndexedArray(FrameArray(stack)), attrs)
     # xarray chunks by these when opened with chunks={} (what every face does).
     var.encoding["preferred_chunks"] = dict(zip(dims, frame_chunks(stack.shape[0], stack.frame_shape, stack.dtype, chunks)))
+    if stack.refs.dtype is not None and np.dtype(stack.refs.dtype) == stack.dtype:
+        var.encoding["dtype"] = stack.dtype  # frames as stored; masked (float) frames get none
     return var
 
 
