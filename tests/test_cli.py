@@ -326,6 +326,11 @@ def test_plot_demo_frames_and_spectrum(runner: CliRunner, demo_db: Path, demo_ru
         _assert_png(tmp_path / name)
 
 
+def test_plot_frame_help_says_0_based(runner: CliRunner) -> None:
+    out = " ".join(_run(runner, "plot", "--help").stdout.split())
+    assert "--frame INTEGER Show the frame at this 0-based position" in out
+
+
 def test_plot_bad_frame(runner: CliRunner, beamtime_path: Written, tmp_path: Path) -> None:
     uid = beamtime_path.uids["rsoxs"]
     result = _run(runner, "plot", beamtime_path.path, uid, "--frame", 5, "-o", tmp_path / "x.png")

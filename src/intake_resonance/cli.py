@@ -434,7 +434,8 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
               help="Output image (.png).")
 @click.option("--stream", default="primary", show_default=True, help="Stream to plot.")
 @click.option("--field", default=None, help="Image field to show (default: the first).")
-@click.option("--frame", type=int, default=None, help="Show this frame instead of the mean (negative: from the end).")
+@click.option("--frame", type=int, default=None,
+              help="Show the frame at this 0-based position in the stream (negative: from the end) instead of the mean.")
 @click.option("--log", "log_scale", is_flag=True, help="Logarithmic colour scale for frames.")
 def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame: int | None, log_scale: bool) -> None:
     """Plot run UID of beamtime PATH into OUT: a NEXAFS curve, or the mean (or one) detector frame."""
