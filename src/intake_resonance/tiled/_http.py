@@ -2,12 +2,17 @@
 
 tiled's client shows the detail of a 4xx answer and retries a 5xx one
 (dropping its detail), so a broken file is a 422 and a missing one a 404.
+What reaches a client names files relative to the folder being served
+(``bt.db``, ``bt.zarr/runs/...``): the server's own directories are no one
+else's business.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException
@@ -15,7 +20,7 @@ from tiled.access_control.protocols import AccessPolicy, normalize_access_tags
 
 from ..errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError
 
-__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "served"]
+__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "public_attrs", "served"]
 
 NOT_FOUND = 404
 BROKEN = 422  # the request is fine, the file or row it names is not
@@ -26,10 +31,25 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _without_folder(text: str, path: str | os.PathLike[str] | None) -> str:
+    if not path:
+        return text
+    folder = str(Path(path).parent)
+    return text.replace(folder + os.sep, "") if folder not in ("", ".", os.sep) else text
+
+
 def http_error(exc: BeamtimeError) -> HTTPException:
-    """404 for what does not exist, 422 for a broken file or row; detail: our message."""
+    """404 for what does not exist, 422 for a broken file or row; detail: our message, paths made relative."""
     status = NOT_FOUND if isinstance(exc, (RunNotFoundError, BeamtimeNotFoundError)) else BROKEN
-    return HTTPException(status_code=status, detail=one_line(exc))
+    return HTTPException(status_code=status, detail=_without_folder(one_line(exc), exc.path))
+
+
+def public_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A Dataset's attrs as served: the ``beamtime`` attr is the file's name, not its path on the server."""
+    out = dict(attrs)
+    if isinstance(out.get("beamtime"), str):
+        out["beamtime"] = Path(out["beamtime"]).name
+    return out
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from ..errors import BeamtimeDataError
 from ..format import Database
 from ..frames import FrameStack
 from ..names import image_dims, original_name
-from ._http import bad_request, served
+from ._http import bad_request, public_attrs, served
 
 if TYPE_CHECKING:
     from .containers import Beamtime
@@ -125,7 +125,7 @@ def stream_dataset(db: Database, uid: str, stream: str, attempts: int = 3) -> Da
                     contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs))
             for key, var in ds.coords.items():
                 contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
-            attrs = dict(ds.attrs)
+            attrs = public_attrs(ds.attrs)
         finally:
             ds.close()
         if not changed:
@@ -180,6 +180,6 @@ def run_metadata(db: Database, run: records.RunRecord, streams: list[str]) -> di
         "metadata": user,
         "start": start,
         "stop": stop,
-        "attrs": run_attrs(db, run),
+        "attrs": public_attrs(run_attrs(db, run)),
     }
 
