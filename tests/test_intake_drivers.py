@@ -284,3 +284,47 @@ def test_entries_are_lazy(tmp_path):
     assert len(cat._entries._made) == 0
     cat[-1]
     assert len(cat._entries._made) == 1
+
+
+def _layout_of(ds: xr.Dataset) -> dict:
+    return {
+        **ds.attrs,
+        "dims": dict(ds.sizes),
+        "data_vars": {k: list(v.dims) for k, v in ds.data_vars.items()},
+        "coords": list(ds.coords),
+    }
+
+
+def test_discover_reads_no_event_table(five, tmp_path, monkeypatch):
+    path, uids = five
+    odd = tmp_path / "odd.db"
+    with BeamtimeWriter(odd, seed=1) as w:
+        # a 2-D list field, a field named like a coordinate, an undeclared field
+        w.open_run("scan", time=T0)
+        w.open_stream("primary", {"spectrum": {"dtype": "array", "shape": [3]}, "time": {"dtype": "number"}}, time=T0)
+        for k in range(4):
+            w.write_event({"spectrum": [k, k + 1.5, 2.0], "time": 0.5 * k, "extra": "x"}, time=T0 + k + 1)
+        w.close_run(time=T0 + 9)
+    odd_uid = BeamtimeCatalog(str(odd)).to_dataframe().uid.iloc[0]
+    cases = [(path, u, "primary") for u in uids] + [(path, uids[0], "baseline"), (odd, odd_uid, "primary")]
+    expected = [_layout_of(open_run_dataset(p, u, s)) for p, u, s in cases]
+
+    import intake_resonance.dataset as dataset_mod
+    import intake_resonance.records as records_mod
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("discover() read the event table or built the Dataset")
+
+    monkeypatch.setattr(records_mod, "event_table", refuse)
+    monkeypatch.setattr(dataset_mod, "build_run", refuse)
+    for (p, u, s), want in zip(cases, expected):
+        meta = RunSource(str(p), u, stream=s).discover()["metadata"]
+        assert meta == want, (u, s)
+    assert calls == []
+    # to_dask() still hands out the Dataset (the patched builder is reached)
+    with pytest.raises(AssertionError, match="discover"):
+        RunSource(str(path), uids[1]).to_dask()
+    assert len(calls) == 1

@@ -56,7 +56,6 @@ import orjson
 import xarray as xr
 from dask.base import tokenize
 from dask.utils import parse_bytes
-from pandas.api.types import infer_dtype
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
@@ -71,7 +70,6 @@ __all__ = [
     "RunLocation",
     "build_run",
     "build_run_dataset",
-    "column_to_array",
     "frame_chunks",
     "netcdf_safe",
     "open_database",
@@ -79,6 +77,7 @@ __all__ = [
     "open_run_tree",
     "run_attrs",
     "run_groups",
+    "run_layout",
     "stream_names",
 ]
 
@@ -110,51 +109,6 @@ def _safe_attrs(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 def _iso(t: float | None) -> str | None:
     return records.iso_utc(t)
-
-
-def column_to_array(values: list[Any]) -> tuple[np.ndarray, bool]:
-    """Convert one field's values (``None`` for gaps) by the module's typing rules.
-
-    Returns
-    -------
-    array : ndarray
-        1-D, or 2-D for equal-length lists.
-    is_2d : bool
-    """
-    # One C-level pass over the types: all-float columns (most beamline
-    # readings) need no inference, and gaps show as NoneType.
-    types = set(map(type, values))
-    if types == {float}:
-        return np.array(values, dtype=np.float64), False
-    kind = infer_dtype(values, skipna=True)
-    has_gaps = kind == "empty" or type(None) in types
-    if kind == "integer" and not has_gaps:
-        try:
-            return np.array(values, dtype=np.int64), False
-        except OverflowError:
-            return np.array(values, dtype=np.float64), False
-    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "empty"):
-        return np.array(values, dtype=np.float64), False
-    if kind == "boolean":
-        if not has_gaps:
-            return np.array(values, dtype=bool), False
-        return np.array([np.nan if v is None else float(v) for v in values]), False
-    if kind == "string":
-        if not has_gaps:
-            return np.array(values, dtype=str), False
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-        return out, False
-    lists = [v for v in values if v is not None]
-    if lists and all(isinstance(v, list) for v in lists) and len({len(v) for v in lists}) == 1:
-        width = len(lists[0])
-        filled = [[None] * width if v is None else v for v in values]
-        inner = column_to_array([x for row in filled for x in row])[0]
-        if inner.dtype != object:
-            return inner.reshape(len(values), width), True
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out, False
 
 
 def frame_chunks(n: int, frame_shape: tuple[int, int], dtype: Any, chunks: Any = None) -> tuple[int, int, int]:
@@ -267,6 +221,79 @@ def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
         name = f"metadata_{key}" if key in taken else str(key)
         attrs.update(_safe_attrs([(name, value)]))
     return attrs
+
+
+def run_layout(db: Database, uid: str, stream: str = "primary") -> dict[str, Any]:
+    """What :func:`open_run_dataset` would hold, told without reading the event table.
+
+    For intake's ``discover()`` and other listings: the run's attributes (as
+    the Dataset's, with ``stream``), its dimension sizes and its variables'
+    dimensions, from :func:`records.run_fields` (the descriptors, the first
+    few events, the ``seq_num`` index and one frame reference per image
+    field).
+
+    Parameters
+    ----------
+    db : Database
+    uid : str
+        Full uid or a unique prefix of 6+ characters.
+    stream : str
+
+    Returns
+    -------
+    dict
+        ``attrs`` (dict), ``dims`` (name -> size), ``data_vars`` (name -> list
+        of dims) and ``coords`` (list of names).
+
+    Notes
+    -----
+    A declared field that none of the run's events holds is listed here but
+    gets no variable in the Dataset; telling them apart would mean reading
+    every event.
+    """
+    run = records.get_run(db, records.resolve_uid(db, uid))
+    assert run is not None  # resolve_uid only returns existing uids
+    srec = _resolve_stream(db, run, stream)
+    attrs = {**run_attrs(db, run), "stream": stream}
+    found = [] if srec is None else [s for s in records.run_fields(db, run.uid) if s.name == stream]
+    n = found[0].n_events if found else 0
+    infos = found[0].fields if found else []
+    image_names = _image_field_names(db, run.uid, srec, n)
+    var_names = variable_names([f.name for f in infos if f.name not in image_names], image_names)
+    dims: dict[str, int] = {"time": n}
+    data_vars: dict[str, list[str]] = {}
+    by_name = {f.name: f for f in infos}
+    for f in infos:
+        if f.name in image_names:
+            continue
+        var = var_names.get(f.name, f.name)
+        if len(f.shape) == 1:
+            dims[f"{var}_dim_0"] = f.shape[0]
+            data_vars[var] = ["time", f"{var}_dim_0"]
+        else:
+            data_vars[var] = ["time"]
+    for name in image_names:
+        var = var_names[name]
+        info = by_name.get(name)
+        shape = info.shape if info is not None and len(info.shape) == 2 else _first_frame_shape(db, run.uid, name, stream)
+        if shape is None:
+            continue  # no frame and no usable shape: the Dataset has no variable either
+        fx, fy = image_dims(var)
+        dims[fx], dims[fy] = shape[0], shape[1]
+        data_vars[var] = ["time", fx, fy]
+    return {"attrs": attrs, "dims": dims, "data_vars": data_vars, "coords": ["time", "seq_num"]}
+
+
+def _first_frame_shape(db: Database, run_uid: str, field: str, stream: str) -> tuple[int, ...] | None:
+    # An image field the descriptors do not declare: the shape of one of its references.
+    row = db.query(
+        "SELECT ir.shape_x, ir.shape_y FROM image_refs ir JOIN events e ON e.uid = ir.event_uid "
+        "JOIN streams s ON s.uid = e.stream_uid WHERE s.run_uid = ? AND s.name = ? AND ir.field_name = ? LIMIT 1",
+        (run_uid, stream, field),
+    )
+    if row and all(isinstance(v, int) for v in row[0]):
+        return (row[0][0], row[0][1])
+    return None
 
 
 class FrameArray(BackendArray):

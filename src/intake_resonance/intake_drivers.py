@@ -32,7 +32,7 @@ from intake.catalog.local import LocalCatalogEntry
 from intake.source.base import DataSource, Schema
 
 from . import __version__, records
-from .dataset import open_database, open_run_dataset, open_run_tree, stream_names
+from .dataset import open_database, open_run_dataset, open_run_tree, run_layout, stream_names
 from .errors import BeamtimeNotFoundError, RunNotFoundError
 from .format import Database
 from .stacking import stack_runs
@@ -89,23 +89,26 @@ class RunSource(DataSource):
         return ds
 
     def _get_schema(self) -> Schema:
-        ds = self._open()
+        # From the descriptors, the first events and the seq_num index (dataset.run_layout):
+        # discover() never reads the event table nor builds the Dataset.
+        with open_database(self.path) as db:
+            layout = run_layout(db, self.uid, self.stream)
         return Schema(
             datashape=None,
             dtype=None,
             shape=None,
             npartitions=None,
             extra_metadata={
-                **ds.attrs,
-                "dims": dict(ds.sizes),
-                "data_vars": {k: list(v.dims) for k, v in ds.data_vars.items()},
-                "coords": list(ds.coords),
+                **layout["attrs"],
+                "dims": layout["dims"],
+                "data_vars": layout["data_vars"],
+                "coords": layout["coords"],
             },
         )
 
     def to_dask(self) -> xr.Dataset:
         """The run as a Dataset with dask-backed, unread frames."""
-        ds = self._open()  # held here, so the schema below reuses it
+        ds = self._open()
         self._load_metadata()
         return ds
 
