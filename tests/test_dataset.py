@@ -11,8 +11,9 @@ import pytest
 import xarray as xr
 from conftest import IMAGE_KEYS, T0, write_rsoxs
 
-from intake_resonance.dataset import column_to_array, frame_chunks, open_run_dataset, open_run_tree
+from intake_resonance.dataset import frame_chunks, open_run_dataset, open_run_tree
 from intake_resonance.errors import FramesMissingError, RunNotFoundError
+from intake_resonance.records import column_array as column_to_array
 from intake_resonance.writer import BeamtimeWriter
 
 
