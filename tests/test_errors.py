@@ -52,7 +52,9 @@ def test_hierarchy() -> None:
         "RunNotFoundError",
         "BeamtimeBusyError",
         "LayoutError",
+        "SearchCriterionError",
     }
+    assert issubclass(errors.SearchCriterionError, (BeamtimeError, ValueError))
 
 
 def test_message_names_every_place() -> None:

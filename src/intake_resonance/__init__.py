@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "RunNotFoundError": "errors",
     "LayoutError": "errors",
     "StoreEscapeError": "errors",
+    "SearchCriterionError": "errors",
     "Finding": "check",
     "check": "check",
     "open_run_dataset": "dataset",

@@ -22,6 +22,7 @@ __all__ = [
     "StoreEscapeError",
     "RunNotFoundError",
     "LayoutError",
+    "SearchCriterionError",
 ]
 
 
@@ -146,3 +147,8 @@ class StoreEscapeError(BeamtimeDataError):
 class LayoutError(BeamtimeError, ValueError):
     """Runs cannot be laid out as asked: a coordinate to align or index on is
     missing or repeats, frame shapes differ, or detector geometry is missing."""
+
+
+class SearchCriterionError(BeamtimeError, ValueError):
+    """A search criterion has a value of the wrong type (a dict where a name
+    belongs, a list where ``metadata`` wants a dict); the message names the criterion."""

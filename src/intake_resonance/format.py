@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from . import sql_functions
 from .errors import (
     BeamtimeBusyError,
     BeamtimeFormatError,
@@ -229,6 +230,7 @@ class Database:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout())
         try:
             conn.execute("PRAGMA query_only = ON")
+            sql_functions.register(conn)  # text search that reads JSON escapes and folds any letter
             # Touch the schema now, so a file that cannot be read fails here.
             conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
         except BaseException:

@@ -429,6 +429,10 @@ class RunCatalog(Catalog):
             ``metadata`` (a dict), and any other name as a run-metadata key.
         """
         if text is not None and not isinstance(text, str):
+            if not callable(getattr(text, "filter", None)):
+                from .errors import SearchCriterionError
+
+                raise SearchCriterionError(f"search criterion 'text' takes a string or an intake search expression, not {text!r}")
             if criteria:
                 raise TypeError("give an intake search expression or criteria, not both")
             return super().search(text)
