@@ -139,6 +139,29 @@ def test_counts_agree_everywhere_for_open_and_closed_runs(tmp_path):
         assert c[live].num_events == 0 and c[nexafs].num_events == 1 + len(primary)
 
 
+def test_counts_follow_the_events_not_the_column(tmp_path):
+    """A gap in seq_num or a wrong runs.num_events: the committed events are counted."""
+    import sqlite3
+
+    from intake_resonance import records
+    from intake_resonance.format import Database
+
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        gap, _ = write_nexafs(w, T0, n=6)  # 1 baseline + 6 primary
+        wrong, _ = write_nexafs(w, T0 + 100, n=4)  # 1 + 4
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM events WHERE seq_num = 4 AND stream_uid IN (SELECT uid FROM streams WHERE run_uid = ?)", (gap,))
+    conn.execute("UPDATE runs SET num_events = num_events - 1 WHERE uid = ?", (gap,))  # spans still add up to 7
+    conn.execute("UPDATE runs SET num_events = 99 WHERE uid = ?", (wrong,))
+    conn.commit()
+    conn.close()
+    with Database(path) as db:
+        table = records.counts_table(db)
+        for uid, events in ((gap, {"baseline": 1, "primary": 5}), (wrong, {"baseline": 1, "primary": 4})):
+            assert table[uid].events == records.run_counts(db, uid).events == events
+
+
 def test_times_one_convention(five):
     """ISO 8601 UTC text in entry metadata and Dataset attrs; datetime64[ns, UTC] in the runs table."""
     path, uids = five

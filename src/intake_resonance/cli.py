@@ -275,7 +275,8 @@ def show(path: Path, uid: str) -> None:
         for f in stream.fields:
             shape = "x".join(str(v) for v in (stream.n_events, *f.shape))
             lazy = "  (frames, not read)" if f.external else ""
-            click.echo(f"    {f.name:<24} {f.dtype:<8} {shape:<14} {f.units or '-'}{lazy}")
+            units = f.units or ("counts" if f.external else "-")  # as the Dataset's frame variables say
+            click.echo(f"    {f.name:<24} {f.dtype:<8} {shape:<14} {units}{lazy}")
 
 
 # -------------------------------------------------------------------- check

@@ -66,30 +66,52 @@ class RunCounts:
         return self.frames.get(stream, 0)
 
 
-def run_counts(db: Database, run_uid: str) -> RunCounts:
-    """Count one run's events and frames per stream.
+# Each stream's seq_num span from the (stream_uid, seq_num) index: two lookups, however long.
+_SPANS = (
+    "SELECT st.run_uid, st.name, st.uid, (SELECT min(seq_num) FROM events WHERE stream_uid = st.uid), "
+    "(SELECT max(seq_num) FROM events WHERE stream_uid = st.uid) FROM streams st"
+)
 
-    Cheap for long runs: a closed run whose streams' ``seq_num`` spans add up
-    to its ``num_events`` column has contiguous numbers, so each span is its
-    count (two index lookups per stream); otherwise (a live run, a gap) the
-    events are counted on the index. Frames are counted walking whichever is
-    shorter, the stream's events or ``image_refs``.
+
+def _event_counts(db: Database, streams: list[tuple[Any, ...]], runs: dict[str, tuple[Any, Any]]) -> dict[str, dict[str, int]]:
+    """Events per stream of each run from ``(run_uid, name, stream_uid, min_seq, max_seq)`` rows.
+
+    Numbers start at 1 and count on across a run's streams, so in a closed
+    run whose spans add up to its ``num_events`` column every stream is
+    contiguous and its span is its count. Otherwise (a live run, a gap, a
+    hand-made file) that run's streams are counted on the index.
     """
-    streams = db.query(
-        "SELECT st.uid, st.name, (SELECT min(seq_num) FROM events WHERE stream_uid = st.uid), "
-        "(SELECT max(seq_num) FROM events WHERE stream_uid = st.uid) "
-        "FROM streams st WHERE st.run_uid = ? ORDER BY st.time_created, st.rowid",
-        (run_uid,),
-    )
-    spans = [0 if lo is None or hi is None else int(hi) - int(lo) + 1 for _, _, lo, hi in streams]
-    row = db.query("SELECT num_events, time_stop FROM runs WHERE uid = ?", (run_uid,))
-    contiguous = bool(row) and row[0][1] is not None and row[0][0] == sum(spans)
-    events: dict[str, int] = {}
+    spans: dict[str, list[tuple[str, str, int]]] = {}
+    for run_uid, name, stream_uid, lo, hi in streams:
+        span = 0 if lo is None or hi is None else int(hi) - int(lo) + 1
+        spans.setdefault(run_uid, []).append((name, stream_uid, span))
+    out: dict[str, dict[str, int]] = {}
+    for run_uid, items in spans.items():
+        num_events, time_stop = runs.get(run_uid, (None, None))
+        if time_stop is not None and num_events == sum(span for _, _, span in items):
+            out[run_uid] = {name: span for name, _, span in items}
+        else:
+            out[run_uid] = {
+                name: span and int(db.query("SELECT count(*) FROM events WHERE stream_uid = ?", (stream_uid,))[0][0])
+                for name, stream_uid, span in items
+            }
+    return out
+
+
+def run_counts(db: Database, run_uid: str) -> RunCounts:
+    """Count one run's events and frames per stream (streams in the order they were opened).
+
+    Cheap for long runs: spans from the ``seq_num`` index (see
+    :func:`counts_table`). Frames are counted walking whichever is shorter,
+    the stream's events or ``image_refs``.
+    """
+    streams = db.query(_SPANS + " WHERE st.run_uid = ? ORDER BY st.time_created, st.rowid", (run_uid,))
+    runs = {uid: (n, stop) for uid, n, stop in db.query("SELECT uid, num_events, time_stop FROM runs WHERE uid = ?", (run_uid,))}
+    events = _event_counts(db, streams, runs).get(run_uid, {})
     frames: dict[str, int] = {}
     (max_ref,) = db.query("SELECT COALESCE(max(id), 0) FROM image_refs")[0]  # >= its row count, O(log n)
-    for (uid, name, _, _), span in zip(streams, spans):
-        n = span if contiguous or span == 0 else int(db.query("SELECT count(*) FROM events WHERE stream_uid = ?", (uid,))[0][0])
-        events[name] = n
+    for _, name, uid, _, _ in streams:
+        n = events[name]
         if n and max_ref:
             # CROSS JOIN fixes SQLite's join order: walk the shorter side.
             order = "image_refs ir CROSS JOIN events e" if max_ref <= n else "events e CROSS JOIN image_refs ir"
@@ -100,30 +122,31 @@ def run_counts(db: Database, run_uid: str) -> RunCounts:
 
 
 def counts_table(db: Database, query: RunQuery | None = None) -> dict[str, RunCounts]:
-    """:class:`RunCounts` of every run matching ``query``, in two queries.
+    """:class:`RunCounts` of every run matching ``query``.
 
-    Streams appear in the order they were written. Runs without streams are
-    left out (their counts are all 0).
+    A closed run whose streams' ``seq_num`` spans add up to its
+    ``num_events`` column is counted from the spans (two index lookups per
+    stream, however long the run); other runs (live ones, gaps) are counted
+    on the index. Streams appear in the order they were written. Runs
+    without streams are left out (their counts are all 0).
     """
     where, params = (query or RunQuery()).where()
     # The runs are joined only to apply criteria: the whole beamtime needs streams alone.
-    runs = " JOIN runs r ON r.uid = st.run_uid LEFT JOIN samples s ON s.id = r.sample_id" + where if where else ""
-    rows = db.query(
-        "SELECT st.run_uid, st.name, st.uid, (SELECT count(*) FROM events e WHERE e.stream_uid = st.uid) "
-        "FROM streams st" + runs + " ORDER BY st.rowid",  # insertion order: free, no sort
-        params,
-    )
+    join = " JOIN runs r ON r.uid = st.run_uid LEFT JOIN samples s ON s.id = r.sample_id" + where if where else ""
+    streams = db.query(_SPANS + join + " ORDER BY st.rowid", params)
+    runs = {uid: (n, stop) for uid, n, stop in db.query("SELECT uid, num_events, time_stop FROM runs")}
+    events = _event_counts(db, streams, runs)
     # Every frame reference once, each finding its event's stream by the event's primary key.
-    frame_rows = db.query(
+    frames = dict(db.query(
         "SELECT (SELECT stream_uid FROM events e WHERE e.uid = ir.event_uid) su, count(*) FROM image_refs ir GROUP BY su"
-    )
-    per_stream = {su: int(k) for su, k in frame_rows if su is not None}
+    ))
     out: dict[str, RunCounts] = {}
-    for run_uid, name, stream_uid, n in rows:
-        counts = out.setdefault(run_uid, RunCounts())
-        counts.events[name] = int(n)
-        if per_stream.get(stream_uid):
-            counts.frames[name] = per_stream[stream_uid]
+    for run_uid, name, stream_uid, _, _ in streams:
+        counts = out.get(run_uid)
+        if counts is None:
+            counts = out[run_uid] = RunCounts(events[run_uid], {})
+        if stream_uid in frames:
+            counts.frames[name] = frames[stream_uid]
     return out
 
 
