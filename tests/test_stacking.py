@@ -173,3 +173,43 @@ def test_runs_without_frames_pad_lazily_without_chunk_warnings(beamtime):
     assert np.isnan(values[0]).all()  # the NEXAFS run has no frames
     np.testing.assert_array_equal(values[1, :5], beamtime.frames["rsoxs"])
     assert np.isnan(values[1, 5:]).all()
+
+
+def test_alike_runs_stack_as_xarray_concat_does(tmp_path, monkeypatch):
+    import xarray as xr
+
+    import intake_resonance.stacking as stacking
+
+    path = tmp_path / "alike.db"
+    with BeamtimeWriter(path, seed=9) as w:
+        for k in range(4):
+            w.open_run("nexafs", time=T0 + 100 * k, metadata={"edge": "C", "k": k})
+            w.open_stream("primary", {"energy_position": {"units": "eV"}, "i0": {"units": "V", "source": f"ai{k % 2}"}}, time=T0 + 100 * k)
+            for i in range(5):
+                # same seq_num in every run; a 2-D list field; ints, a string, a bool
+                w.write_event(
+                    {"energy_position": 280.0 + i, "i0": 1.0 + k * i, "spec": [i, k, 1.5], "n": i * k, "mode": "a", "on": i % 2 == 0},
+                    time=T0 + 100 * k + i + 1,
+                )
+            w.close_run(time=T0 + 100 * k + 50)
+    uids = BeamtimeCatalog(str(path)).to_dataframe().uid.tolist()
+    sets = [open_run_dataset(path, u) for u in uids]
+    calls = []
+    real = stacking._concat_alike
+    monkeypatch.setattr(stacking, "_concat_alike", lambda *a: calls.append(1) or real(*a))
+    for kw in ({}, {"by": "k", "dim": "k"}):
+        fast = stack_runs(sets, **kw)
+        monkeypatch.setattr(stacking, "_concat_alike", lambda *a: None)  # the general path
+        slow = stack_runs(sets, **kw)
+        monkeypatch.setattr(stacking, "_concat_alike", lambda *a: calls.append(1) or real(*a))
+        xr.testing.assert_identical(fast, slow)
+        assert list(fast.dims) == list(slow.dims)
+        for name in slow.variables:
+            assert fast[name].dims == slow[name].dims and fast[name].dtype == slow[name].dtype, name
+        assert set(fast.xindexes) == set(slow.xindexes)
+    assert fast.seq_num.dims == ("event",) and fast.time.dims == ("k", "event")
+    assert fast.i0.attrs == {"units": "V"} and fast.attrs["edge"] == "C" and "k" not in fast.attrs
+    assert len(calls) == 2
+    # not alike: a shorter run, or frames in dask, take the general path
+    assert real([sets[0], sets[1].isel(time=slice(3))], xr.DataArray(["a", "b"], dims="run")) is None
+    assert real([sets[0], sets[1].chunk()], xr.DataArray(["a", "b"], dims="run")) is None
