@@ -74,6 +74,7 @@ __all__ = [
     "netcdf_safe",
     "open_database",
     "open_run_dataset",
+    "open_run_datasets",
     "open_run_tree",
     "run_attrs",
     "run_groups",
@@ -387,7 +388,8 @@ def build_run(
 def _build(
     db: Database, uid: str, stream: str, drop_variables: Iterable[Hashable] | None, chunks: Any
 ) -> tuple[xr.Dataset, list[FrameStack]]:
-    run = records.get_run(db, records.resolve_uid(db, uid))
+    # Faces pass a resolved uid: looked up at once; a prefix is resolved first.
+    run = (len(uid) >= 6 and records.get_run(db, uid)) or records.get_run(db, records.resolve_uid(db, uid))
     assert run is not None  # resolve_uid only returns existing uids
     srec = _resolve_stream(db, run, stream)
     drop = {str(v) for v in (drop_variables or ())}
@@ -532,10 +534,69 @@ def open_run_dataset(
     """
     from .xarray_backend import ResonanceBackendEntrypoint
 
-    drop = [drop_variables] if isinstance(drop_variables, str) else [str(v) for v in drop_variables or ()]
+    drop = _drop_names(drop_variables)
     with open_database(beamtime) as db:
         location = RunLocation(db, records.resolve_uid(db, uid), stream)
         ds = xr.open_dataset(location, engine=ResonanceBackendEntrypoint, cache=False, frame_chunks=chunks, drop_variables=drop)
+    return _chunk_frames(ds, location)
+
+
+def open_run_datasets(
+    beamtime: Database | str | os.PathLike[str],
+    uids: Iterable[str],
+    stream: str = "primary",
+    *,
+    chunks: Any = None,
+    drop_variables: Iterable[Hashable] | str | None = None,
+) -> list[xr.Dataset]:
+    """Several runs of one beamtime, each the Dataset :func:`open_run_dataset` gives.
+
+    For stacking and other many-run reads: the beamtime is opened once and
+    each run is built by the same engine call (:func:`build_run`) and
+    finished the same way, without going through ``xr.open_dataset`` per run
+    (whose bookkeeping costs as much as building a short run). Variables,
+    attributes, ``encoding["source"]``, chunks and dask names are those of
+    :func:`open_run_dataset`.
+
+    Parameters
+    ----------
+    beamtime : Database or path
+    uids : iterable of str
+        Full uids or unique prefixes of 6+ characters.
+    stream, chunks, drop_variables
+        As :func:`open_run_dataset`.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        In the order of ``uids``.
+    """
+    drop = _drop_names(drop_variables)
+    out = []
+    with open_database(beamtime) as db:
+        for uid in uids:
+            location = RunLocation(db, records.resolve_uid(db, uid), stream)
+            ds, stacks = build_run(db, location.uid, stream, drop_variables=drop, chunks=chunks)
+            location.revision = tokenize(*stacks)  # as the engine does
+            out.append(_chunk_frames(_as_opened(ds, location), location))
+    return out
+
+
+def _drop_names(drop_variables: Iterable[Hashable] | str | None) -> list[str]:
+    return [drop_variables] if isinstance(drop_variables, str) else [str(v) for v in drop_variables or ()]
+
+
+def _as_opened(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
+    # What xr.open_dataset(cache=False) adds to the engine's Dataset: lazy
+    # arrays behind copy-on-write wrappers, and the source path in encoding.
+    for name, var in ds.variables.items():
+        if name not in ds.xindexes and not isinstance(var._data, np.ndarray):
+            var.data = indexing.CopyOnWriteArray(var._data)
+    ds.encoding["source"] = os.path.abspath(location.path)
+    return ds
+
+
+def _chunk_frames(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
     # The engine's lazy arrays become dask arrays by each frame variable's
     # preferred_chunks (what xarray does with chunks={}), named from the
     # location's token; scalar columns, read already, stay NumPy. Done here

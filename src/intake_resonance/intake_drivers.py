@@ -32,7 +32,7 @@ from intake.catalog.local import LocalCatalogEntry
 from intake.source.base import DataSource, Schema
 
 from . import __version__, records
-from .dataset import open_database, open_run_dataset, open_run_tree, run_layout, stream_names
+from .dataset import open_database, open_run_dataset, open_run_datasets, open_run_tree, run_layout, stream_names
 from .errors import BeamtimeNotFoundError, RunNotFoundError
 from .format import Database
 from .stacking import stack_runs
@@ -348,9 +348,7 @@ class BeamtimeCatalog(_FreshnessMixin, Catalog):
         ``options`` (``align=``, ``tolerance=``) go to :func:`stack_runs`.
         """
         keys = list(self) if runs is None else runs
-        sets = [
-            open_run_dataset(self.db, self[k].uid, stream or self.stream, chunks=self.chunks) for k in keys
-        ]
+        sets = open_run_datasets(self.db, [self[k].uid for k in keys], stream or self.stream, chunks=self.chunks)
         return stack_runs(sets, dim=dim, by=by, **options)
 
     def close(self) -> None:
@@ -368,7 +366,7 @@ class BeamtimeCatalog(_FreshnessMixin, Catalog):
         from .pyhyper import to_pyhyper  # optional face: imported only when used
 
         keys = list(self) if runs is None else runs
-        sets = [open_run_dataset(self.db, self[k].uid, stream or self.stream, chunks=self.chunks) for k in keys]
+        sets = open_run_datasets(self.db, [self[k].uid for k in keys], stream or self.stream, chunks=self.chunks)
         return to_pyhyper(sets, **options)
 
 
