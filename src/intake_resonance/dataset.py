@@ -44,6 +44,7 @@ xarray's own rule for paths (path and modification time).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
@@ -93,14 +94,26 @@ def netcdf_safe(value: Any) -> Any:
     """
     if isinstance(value, (bool, np.bool_)):
         return int(value)
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        return str(value)  # no file format stores a wider integer
     if isinstance(value, (str, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, (list, tuple)) and value:
         if all(isinstance(v, str) for v in value):
             return list(value)
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and _fits(v) for v in value):
             return list(value)
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # an integer wider than 64 bits somewhere inside
+        return json.dumps(value, default=str)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _fits(number: int | float) -> bool:
+    return not isinstance(number, int) or _INT64_MIN <= number <= _INT64_MAX
 
 
 def _safe_attrs(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -609,7 +622,9 @@ def _chunk_frames(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
             var.load()
         else:
             sizes = {d: preferred[d] for d in var.dims}
-            var.data = var.chunk(sizes, from_array_kwargs={"name": f"resonance-{name}-{tokenize(token, sizes)}"}).data
+            # inline_array: one task per chunk read, not a shared array key each read waits on.
+            kwargs = {"name": f"resonance-{name}-{tokenize(token, sizes)}", "inline_array": True}
+            var.data = var.chunk(sizes, from_array_kwargs=kwargs).data
     return ds
 
 
