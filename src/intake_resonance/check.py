@@ -16,6 +16,7 @@ hide the next.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -138,6 +139,9 @@ class _Checker:
             self.findings.append(_from_error(exc))
         rows = records.raw_events(self.db, stream_uid)
         for seq_num, text in rows:
+            if not isinstance(seq_num, int) or isinstance(seq_num, bool):
+                self.add("error", f"events.seq_num must be an integer, found {seq_num!r}", **where)
+                continue
             try:
                 records.check_event_data(self.db, text, **where, seq_num=seq_num)
             except BeamtimeError as exc:
@@ -220,6 +224,8 @@ class _Checker:
                 )
             else:
                 readable.append(row)
+        # Frames are decoded only where every number they are found by is an integer.
+        readable = [r for r in readable if all(isinstance(v, int) and not isinstance(v, bool) for v in (r[1], r[5], r[6]))]
         if self.pixels and readable and not any(f.level == "error" and f.run == run for f in self.findings[n_before:]):
             self.decode(run, group, readable)
 
@@ -272,18 +278,21 @@ class _Checker:
                     self.add("warning", f"cannot inspect array {group!r}: {exc.message}", self.store)
                     continue
             n = int(arr.shape[0]) if arr.ndim else 0
-            unused = sorted(set(range(n)) - self.referenced.get(group, set()))
-            if not unused:
+            # Counted, not listed: the array's length comes from the file and can be anything.
+            used = {i for i in self.referenced.get(group, set()) if 0 <= i < n}
+            n_unused = n - len(used)
+            if not n_unused:
                 continue
+            unused = list(itertools.islice((i for i in itertools.count() if i not in used), min(n_unused, 11)))
             parts = group.split("/")
             run = parts[1] if len(parts) == 3 and parts[0] == "runs" else None
-            shown = ", ".join(map(str, unused[:10])) + (", ..." if len(unused) > 10 else "")
+            shown = ", ".join(map(str, unused[:10])) + (", ..." if n_unused > 10 else "")
             note = ""
             if run in self.open_runs:
                 note = "; the run is still open, so its rows may not be committed yet"
             self.add(
                 "warning",
-                f"{len(unused)} of {n} frame(s) in array {group!r} (index {shown}) are not part of any run: "
+                f"{n_unused} of {n} frame(s) in array {group!r} (index {shown}) are not part of any run: "
                 f"no committed image_refs row references them{note}",
                 self.store,
                 run=run,

@@ -132,9 +132,13 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
     if layouts:
         sx, sy, dtype = layouts.pop()
         try:
-            np.dtype(dtype)
+            kind = np.dtype(dtype).kind
         except TypeError as exc:
             raise FrameMismatchError(f"image_refs dtype {dtype!r} is not a NumPy dtype", db.path, **where) from exc
+        if kind not in "biufc":  # frames are numbers; 'object' or 'str' would make every read a Python loop
+            raise FrameMismatchError(f"image_refs dtype {dtype!r} is not a numeric NumPy dtype", db.path, **where)
+        if sx < 0 or sy < 0:
+            raise FrameMismatchError(f"image_refs frame shape ({sx}, {sy}) is negative", db.path, **where)
         frame_shape: tuple[int, int] | None = (int(sx), int(sy))
     else:
         frame_shape, dtype = None, None

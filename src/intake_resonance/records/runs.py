@@ -103,8 +103,15 @@ _RUN_SELECT = (
 )
 
 
-def _check_run_values(db: Database, uid: str, time_start: Any, time_stop: Any, num_events: Any) -> None:
-    """Refuse run rows whose numeric columns hold something else (hand-edited files)."""
+def _check_run_values(
+    db: Database, uid: str, time_start: Any, time_stop: Any, num_events: Any, texts: tuple[tuple[str, Any], ...] = ()
+) -> None:
+    """Refuse run rows whose numeric or text columns (``texts``: name, value) hold something else (hand-edited files)."""
+    if not isinstance(uid, str):
+        raise BeamtimeDataError(f"runs.uid must be text, found {uid!r}", db.path)
+    for column, value in texts:
+        if not (value is None or isinstance(value, str)):
+            raise BeamtimeDataError(f"{column} must be text, found {value!r}", db.path, run=uid)
     for column, value, nullable in (
         ("time_start", time_start, False),
         ("time_stop", time_stop, True),
@@ -117,7 +124,8 @@ def _check_run_values(db: Database, uid: str, time_start: Any, time_stop: Any, n
 def _run_records(db: Database, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
     out = []
     for row in rows:
-        _check_run_values(db, row[0], row[2], row[3], row[5])
+        texts = (("runs.plan_name", row[1]), ("runs.exit_status", row[4]), ("runs.operator", row[6]), ("samples.name", row[9]))
+        _check_run_values(db, row[0], row[2], row[3], row[5], texts)
         out.append(RunRecord(*row))
     return out
 
@@ -174,7 +182,8 @@ def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[An
     )
     names = ("uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator")
     for row in rows:
-        _check_run_values(db, row[0], row[3], row[4], row[6])
+        texts = (("runs.plan_name", row[1]), ("samples.name", row[2]), ("runs.exit_status", row[5]), ("runs.operator", row[7]))
+        _check_run_values(db, row[0], row[3], row[4], row[6], texts)
     columns = list(zip(*rows)) if rows else [()] * len(names)
     return {name: list(col) for name, col in zip(names, columns)}
 

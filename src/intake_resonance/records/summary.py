@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..format import Database
+from ._values import _is_int
 from .query import RunQuery
 from .runs import RunRecord
 
@@ -81,18 +82,20 @@ def _event_counts(db: Database, streams: list[tuple[Any, ...]], runs: dict[str, 
     contiguous and its span is its count. Otherwise (a live run, a gap, a
     hand-made file) that run's streams are counted on the index.
     """
-    spans: dict[str, list[tuple[str, str, int]]] = {}
+    spans: dict[str, list[tuple[str, str, int | None]]] = {}
     for run_uid, name, stream_uid, lo, hi in streams:
-        span = 0 if lo is None or hi is None else int(hi) - int(lo) + 1
+        # None: seq_num that is not an integer (a damaged file) spans nothing; count rows instead.
+        span = 0 if lo is None or hi is None else int(hi) - int(lo) + 1 if _is_int(lo) and _is_int(hi) else None
         spans.setdefault(run_uid, []).append((name, stream_uid, span))
     out: dict[str, dict[str, int]] = {}
     for run_uid, items in spans.items():
         num_events, time_stop = runs.get(run_uid, (None, None))
-        if time_stop is not None and num_events == sum(span for _, _, span in items):
-            out[run_uid] = {name: span for name, _, span in items}
+        exact = all(span is not None for _, _, span in items)
+        if exact and time_stop is not None and num_events == sum(span or 0 for _, _, span in items):
+            out[run_uid] = {name: span or 0 for name, _, span in items}
         else:
             out[run_uid] = {
-                name: span and int(db.query("SELECT count(*) FROM events WHERE stream_uid = ?", (stream_uid,))[0][0])
+                name: span if span == 0 else int(db.query("SELECT count(*) FROM events WHERE stream_uid = ?", (stream_uid,))[0][0])
                 for name, stream_uid, span in items
             }
     return out
