@@ -136,17 +136,22 @@ def _iso(t: Any) -> str:
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and the uids.")
 @click.option("--frame-shape", type=(int, int), default=(128, 128), show_default=True, help="Detector frame size X Y.")
-@click.option("--force", is_flag=True, help="Replace a demo beamtime that is already there.")
+@click.option("--force", is_flag=True, help="Replace a demo beamtime that is already there (never anything else).")
 def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> None:
     """Write the demo beamtime into FOLDER and print the path of its .db."""
     from .demo import DEMO_NAME, write_demo
 
+    _refuse_inside_store(folder)
     try:
         path = write_demo(folder, seed=seed, frame_shape=frame_shape, overwrite=force)
     except FileExistsError as exc:
+        if force:  # something that is not our demo: write_demo says what
+            raise BadInput(str(exc)) from exc
         raise BadInput(f"{folder / DEMO_NAME}.db: a demo beamtime is already there (use --force to replace it)") from exc
     except ValueError as exc:  # a frame shape write_demo cannot make
         raise click.BadParameter(str(exc), param_hint="'--frame-shape'") from exc
+    except OSError as exc:  # a folder that cannot be made or written
+        raise BadInput(f"{folder}: cannot write the demo beamtime: {_reason(exc)}") from exc
     click.echo(str(path))
 
 
@@ -333,6 +338,19 @@ def _check_output(out: Path, suffixes: Sequence[str]) -> None:
         raise BadInput(f"{out}: folder {out.parent} does not exist")
 
 
+def _reason(exc: OSError) -> str:
+    """An OSError's reason, one line, without repeating the path."""
+    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _refuse_inside_store(out: Path) -> None:
+    """Refuse an output that is, or lies inside, a ``.zarr`` store (links resolved)."""
+    target = Path(os.path.realpath(out))
+    inside = next((p for p in (target, *target.parents) if p.suffix.lower() == ".zarr" and p.is_dir()), None)
+    if inside is not None:
+        raise BadInput(f"{out}: refusing to write inside the Zarr store {inside}")
+
+
 def _refuse_beamtime_output(out: Path, path: Path) -> None:
     """Refuse an output that would write into, over or around a beamtime (links resolved).
 
@@ -373,6 +391,39 @@ def _open_for_export(path: Path, uid: str, stream: str, steps: int = 50) -> Any:
     return ds if per_chunk >= largest else RunSource(str(path), src.uid, stream=stream, chunks=per_chunk).to_dask()
 
 
+def _as_text(value: Any) -> Any:
+    import orjson
+
+    if value is None or (isinstance(value, float) and value != value):
+        return None  # missing stays missing
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _exportable(ds: Any) -> Any:
+    """The Dataset with each column of mixed kinds (``"n/a"`` among numbers, ragged lists) as text.
+
+    netCDF and Zarr store one type per variable: strings are kept as they are,
+    every other value becomes its JSON text, missing values stay missing, and
+    the variable's ``mixed_types`` attribute says so.
+    """
+    import numpy as np
+
+    out = ds
+    for name, var in ds.variables.items():
+        if var.dtype != object or not isinstance(var.data, np.ndarray):
+            continue
+        kinds = {type(v).__name__ for v in var.values.ravel() if _as_text(v) is not None}
+        if kinds <= {"str"}:
+            continue
+        text = np.array([_as_text(v) for v in var.values.ravel()], dtype=object).reshape(var.shape)
+        attrs = {**var.attrs, "mixed_types": f"values of several types ({', '.join(sorted(kinds))}), written as text"}
+        out = out.assign({name: var.copy(data=text)}) if name in ds.data_vars else out.assign_coords({name: var.copy(data=text)})
+        out[name].attrs = attrs
+    return out
+
+
 def _write(ds: Any, target: Path, kind: str) -> None:
     if kind == "netcdf":
         ds.to_netcdf(target, engine="h5netcdf")
@@ -386,11 +437,24 @@ def _write(ds: Any, target: Path, kind: str) -> None:
             ds.to_zarr(target, mode="w-")
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def _remove(path: Path, quiet: bool = False) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError:
+        if not quiet:
+            raise
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _run_uid(ds: Any, uid: str) -> str:
+    return str(ds.attrs.get("uid", uid))
 
 
 @cli.command(short_help="Write a run to netCDF (.nc) or Zarr (.zarr).")
@@ -418,12 +482,21 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
     with tqdm(total=total, unit="frame", desc=out.name, disable=quiet or not total, file=sys.stderr) as bar:
         with dask.config.set(scheduler="threads"):  # the progress callback lives in this process
             try:
-                _write(_with_progress(ds, bar.update), partial, kind)
-            except BaseException:
-                _remove(partial)
+                _write(_with_progress(_exportable(ds), bar.update), partial, kind)
+            except BaseException as exc:
+                _remove(partial, quiet=True)
+                if isinstance(exc, OSError) and not isinstance(exc, BeamtimeError):
+                    raise BadInput(f"{out}: cannot write: {_reason(exc)}") from exc
+                if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, BeamtimeError):
+                    # what the run holds, netCDF/Zarr cannot store (xarray's message names the variable)
+                    raise BadInput(f"{out}: cannot write run {_run_uid(ds, uid)} stream {stream}: {_first_line(exc)}") from exc
                 raise
-    _remove(out)
-    partial.rename(out)
+    try:
+        _remove(out)
+        partial.rename(out)
+    except OSError as exc:
+        _remove(partial, quiet=True)
+        raise BadInput(f"{out}: cannot write: {_reason(exc)}") from exc
     click.echo(str(out))
 
 
@@ -438,14 +511,23 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
 @click.option("--frame", type=int, default=None,
               help="Show the frame at this 0-based position in the stream (negative: from the end) instead of the mean.")
 @click.option("--log", "log_scale", is_flag=True, help="Logarithmic colour scale for frames.")
-def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame: int | None, log_scale: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame: int | None, log_scale: bool, force: bool) -> None:
     """Plot run UID of beamtime PATH into OUT: a NEXAFS curve, or the mean (or one) detector frame."""
     from .plot import IMAGE_SUFFIXES, save_run_plot
 
     _check_output(out, IMAGE_SUFFIXES)
     _refuse_beamtime_output(out, path)
+    if (out.exists() or out.is_symlink()) and not force:
+        raise BadInput(f"{out}: already exists (use --force to replace it)")
     ds = _run_source(path, uid, stream).to_dask()
-    click.echo(str(save_run_plot(ds, out, field=field, frame=frame, log=log_scale)))
+    try:
+        saved = save_run_plot(ds, out, field=field, frame=frame, log=log_scale)
+    except OSError as exc:
+        if isinstance(exc, BeamtimeError):
+            raise
+        raise BadInput(f"{out}: cannot write: {_reason(exc)}") from exc
+    click.echo(str(saved))
 
 
 # ------------------------------------------------------------------ catalog

@@ -283,13 +283,44 @@ class _Demo:
         return t
 
 
+def _is_demo(db: Path) -> bool:
+    """Whether ``db`` is a demo beamtime: every run from the demo's proposal, the first at :data:`EPOCH`.
+
+    Read-only; a file that does not open as a beamtime, has no runs, or has a
+    run from anywhere else is not the demo.
+    """
+    from .errors import BeamtimeError
+
+    if not db.is_file():
+        return False  # a store alone, or a folder: nothing says whose it is
+    try:
+        with Database(db) as bt:
+            runs = records.list_runs(bt)
+            ours = all(
+                {k: r.metadata(bt).get(k) for k in ("proposal", "beamline")} == {k: _BASE_META[k] for k in ("proposal", "beamline")}
+                for r in runs
+            )
+            return bool(runs) and ours and runs[0].time_start == EPOCH
+    except BeamtimeError:
+        return False
+
+
 def _clear(db: Path, overwrite: bool) -> None:
-    """Refuse to touch an existing demo, or remove exactly its .db (with journals) and .zarr."""
+    """Refuse to touch an existing demo, or remove exactly its .db (with journals) and .zarr.
+
+    Only a demo is ever removed: a beamtime that merely has the demo's name
+    (or a store without its database) is refused, overwrite or not.
+    """
     sidecars = [db.with_name(db.name + s) for s in ("-journal", "-wal", "-shm")]
     existing = [p for p in (db, zarr_path_for(db), *sidecars) if p.exists() or p.is_symlink()]
     if existing and not overwrite:
         raise FileExistsError(
             f"a beamtime already exists at {db} (or its .zarr store); pass overwrite=True to replace it"
+        )
+    if existing and not _is_demo(db):
+        raise FileExistsError(
+            f"{db}: not the demo beamtime (its runs, or a database saying whose store "
+            f"{zarr_path_for(db).name} is, are missing or from elsewhere); refusing to replace it: move or remove it yourself"
         )
     for p in existing:
         if p.is_dir() and not p.is_symlink():
