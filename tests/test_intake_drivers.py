@@ -139,8 +139,12 @@ def test_counts_agree_everywhere_for_open_and_closed_runs(tmp_path):
         assert c[live].num_events == 0 and c[nexafs].num_events == 1 + len(primary)
 
 
-def test_counts_follow_the_events_not_the_column(tmp_path):
-    """A gap in seq_num or a wrong runs.num_events: the committed events are counted."""
+@pytest.mark.parametrize("lookup_cost", [0, 10**9])  # spans with fallback / one counting pass
+def test_counts_follow_the_events_not_the_column(tmp_path, monkeypatch, lookup_cost):
+    """A gap in seq_num or a wrong runs.num_events: the committed events are counted, by either path."""
+    from intake_resonance.records import summary
+
+    monkeypatch.setattr(summary, "_LOOKUP_COST", lookup_cost)
     import sqlite3
 
     from intake_resonance import records
