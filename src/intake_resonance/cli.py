@@ -480,7 +480,10 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
     _remove(partial)
     total = _frame_count(ds)
     with tqdm(total=total, unit="frame", desc=out.name, disable=quiet or not total, file=sys.stderr) as bar:
-        with dask.config.set(scheduler="threads"):  # the progress callback lives in this process
+        # One chunk at a time (each chunk's frames still decode on every core): with a
+        # thread pool, a chunk still being written after another failed can reopen the
+        # file xarray just closed and leave a partial file behind.
+        with dask.config.set(scheduler="sync"):
             try:
                 _write(_with_progress(_exportable(ds), bar.update), partial, kind)
             except BaseException as exc:
