@@ -113,6 +113,15 @@ def test_nul_matches_nothing(bt: tuple[Path, dict[str, str]], search: Callable[.
     assert search(edge="C\0") == []
 
 
+def test_nul_in_a_uid_prefix_finds_nothing(bt: tuple[Path, dict[str, str]]) -> None:
+    path, uids = bt
+    with Database(path) as db:
+        assert records.match_uids(db, uids["plain"][:8] + "\0zz") == []
+        with pytest.raises(KeyError):
+            records.resolve_uid(db, uids["plain"][:8] + "\0zz")
+        assert records.resolve_uid(db, uids["plain"][:8]) == uids["plain"]
+
+
 def test_metadata_keys_and_values_as_written(bt: tuple[Path, dict[str, str]], search: Callable[..., list[str]]) -> None:
     _, uids = bt
     groesse = [uids["groesse"]]

@@ -222,6 +222,8 @@ def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_pr
 
 def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list[str]:
     """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
+    if "\0" in prefix:
+        return []  # LIKE would end the pattern at the NUL and match what comes before it
     where, params = (query or RunQuery()).where()
     escaped = _like_escape(prefix)
     clause = (" AND " if where else " WHERE ") + "r.uid LIKE ? ESCAPE '\\'"
