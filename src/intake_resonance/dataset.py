@@ -600,11 +600,9 @@ def _drop_names(drop_variables: Iterable[Hashable] | str | None) -> list[str]:
 
 
 def _as_opened(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
-    # What xr.open_dataset(cache=False) adds to the engine's Dataset: lazy
-    # arrays behind copy-on-write wrappers, and the source path in encoding.
-    for name, var in ds.variables.items():
-        if name not in ds.xindexes and not isinstance(var._data, np.ndarray):
-            var.data = indexing.CopyOnWriteArray(var._data)
+    # What xr.open_dataset adds to the engine's Dataset that outlives chunking:
+    # the source path in encoding (its copy-on-write wrappers end up behind
+    # dask or loaded either way).
     ds.encoding["source"] = os.path.abspath(location.path)
     return ds
 
