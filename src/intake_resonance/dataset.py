@@ -401,8 +401,10 @@ def build_run(
 def _build(
     db: Database, uid: str, stream: str, drop_variables: Iterable[Hashable] | None, chunks: Any
 ) -> tuple[xr.Dataset, list[FrameStack]]:
-    # Faces pass a resolved uid: looked up at once; a prefix is resolved first.
-    run = (len(uid) >= 6 and records.get_run(db, uid)) or records.get_run(db, records.resolve_uid(db, uid))
+    # Faces pass a resolved uid, found with one lookup; anything else is resolved first.
+    run = records.get_run(db, uid)
+    if run is None:
+        run = records.get_run(db, records.resolve_uid(db, uid))
     assert run is not None  # resolve_uid only returns existing uids
     srec = _resolve_stream(db, run, stream)
     drop = {str(v) for v in (drop_variables or ())}
