@@ -159,6 +159,7 @@ def scalar_rows(data: generate.BenchData, repeat: int) -> tuple[list[Row], float
 
 
 def frame_rows(data: generate.BenchData, repeat: int) -> list[Row]:
+    import xarray as xr
     import zarr
 
     from intake_resonance.dataset import open_run_dataset
@@ -179,6 +180,10 @@ def frame_rows(data: generate.BenchData, repeat: int) -> list[Row]:
     floor_one = best(lambda: arr[k], 4 * repeat)
     t_ds_one = best(lambda: ds.detector_image[k].values, 4 * repeat)
     t_fc_one = best(lambda: seq[k], 4 * repeat)
+    # xarray's own lazy arrays (the engine without chunks=): no dask graph per read.
+    lazy = xr.open_dataset(data.db, engine="resonance", group=data.image_run)
+    t_lazy_one = best(lambda: lazy.detector_image[k].values, 4 * repeat)
+    lazy.close()
     cat.close()
     what = f"{n} frames {arr.shape[1]}x{arr.shape[2]} {arr.dtype}"
     return [
@@ -186,6 +191,7 @@ def frame_rows(data: generate.BenchData, repeat: int) -> list[Row]:
         _ratio_row(f"all {what}: facade images()[:]", t_fc_all, floor_all, 1.0),
         _ratio_row("one frame: ds.detector_image[k].values", t_ds_one, floor_one, 1.2),
         _ratio_row("one frame: facade images()[k]", t_fc_one, floor_one, 1.2),
+        _ratio_row('one frame: xr.open_dataset(engine="resonance") without chunks, [k].values', t_lazy_one, floor_one, 1.2),
     ]
 
 
