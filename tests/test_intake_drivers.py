@@ -336,7 +336,7 @@ def test_discover_reads_no_event_table(five, tmp_path, monkeypatch):
     cases = [(path, u, "primary") for u in uids] + [(path, uids[0], "baseline"), (odd, odd_uid, "primary")]
     expected = [_layout_of(open_run_dataset(p, u, s)) for p, u, s in cases]
 
-    import intake_resonance.dataset as dataset_mod
+    import intake_resonance.build as build_mod
     import intake_resonance.records as records_mod
 
     calls = []
@@ -346,7 +346,7 @@ def test_discover_reads_no_event_table(five, tmp_path, monkeypatch):
         raise AssertionError("discover() read the event table or built the Dataset")
 
     monkeypatch.setattr(records_mod, "event_table", refuse)
-    monkeypatch.setattr(dataset_mod, "build_run", refuse)
+    monkeypatch.setattr(build_mod, "build_run", refuse)
     for (p, u, s), want in zip(cases, expected):
         meta = RunSource(str(p), u, stream=s).discover()["metadata"]
         assert meta == want, (u, s)

@@ -25,7 +25,8 @@ from dask.base import tokenize
 from xarray.backends import BackendEntrypoint
 
 from . import records
-from .dataset import RunLocation, build_run, open_database, run_groups
+from .build import build_run
+from .dataset import RunLocation, open_database, run_groups
 from .errors import BeamtimeError, RunNotFoundError
 from .format import Database
 
