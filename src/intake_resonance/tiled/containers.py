@@ -160,7 +160,37 @@ class Beamtime:
 
 
 
-class BeamtimeAdapter:
+class _SliceableViews:
+    """``keys()``, ``values()`` and ``items()`` as tiled's sliceable views (what tiled pages through).
+
+    A container gives ``__len__``, ``_keys_slice`` and ``_items_slice``.
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _keys_slice(self, start: int, stop: int | None, direction: int, page_size: int | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def _items_slice(
+        self, start: int, stop: int | None, direction: int, page_size: int | None = None
+    ) -> Iterator[tuple[str, Any]]:
+        raise NotImplementedError
+
+    def keys(self) -> KeysView:
+        """A sliceable view of the keys (uids, or beamtime names in a folder)."""
+        return KeysView(lambda: len(self), self._keys_slice)
+
+    def values(self) -> ValuesView:
+        """A sliceable view of the child nodes."""
+        return ValuesView(lambda: len(self), self._items_slice)
+
+    def items(self) -> ItemsView:
+        """A sliceable view of ``(key, child node)`` pairs."""
+        return ItemsView(lambda: len(self), self._items_slice)
+
+
+class BeamtimeAdapter(_SliceableViews):
     """A beamtime as a tiled container of runs: oldest first, keyed by uid.
 
     Listing asks SQL for uids only; a run's node is built when a page of the
@@ -261,18 +291,6 @@ class BeamtimeAdapter:
                     raise KeyError(key)
             return self._source.run_node(uid)
 
-    def keys(self) -> KeysView:
-        """A sliceable view of the uids."""
-        return KeysView(lambda: len(self), self._keys_slice)
-
-    def values(self) -> ValuesView:
-        """A sliceable view of the run nodes."""
-        return ValuesView(lambda: len(self), self._items_slice)
-
-    def items(self) -> ItemsView:
-        """A sliceable view of ``(uid, run node)`` pairs."""
-        return ItemsView(lambda: len(self), self._items_slice)
-
     def _keys_slice(self, start: int, stop: int | None, direction: int, page_size: int | None = None) -> list[str]:
         uids = self._uids()
         if direction < 0:
@@ -319,7 +337,7 @@ for _query_type, _translate in TRANSLATORS.items():
     BeamtimeAdapter.register_query(_query_type, _translate)
 
 
-class FolderAdapter:
+class FolderAdapter(_SliceableViews):
     """A folder of beamtimes as a tiled container keyed by file stem (sorted).
 
     The ``*.db`` files directly in the folder; new files appear within
@@ -404,18 +422,6 @@ class FolderAdapter:
                     self.folder / f"{name}.db", ttl=self.ttl, cache_size=self.cache_size, in_folder=True
                 )
         return child
-
-    def keys(self) -> KeysView:
-        """A sliceable view of the beamtime names."""
-        return KeysView(lambda: len(self), self._keys_slice)
-
-    def values(self) -> ValuesView:
-        """A sliceable view of the beamtime nodes."""
-        return ValuesView(lambda: len(self), self._items_slice)
-
-    def items(self) -> ItemsView:
-        """A sliceable view of ``(name, beamtime node)`` pairs."""
-        return ItemsView(lambda: len(self), self._items_slice)
 
     def _keys_slice(self, start: int, stop: int | None, direction: int, page_size: int | None = None) -> list[str]:
         names = self._names()
