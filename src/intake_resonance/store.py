@@ -128,7 +128,8 @@ class BeamtimeStore(Store):
             if is_chunk and absent_chunks_policy() == "raise":
                 raise FramesMissingError(
                     f"chunk {key!r} is absent from the store: the frame was never stored or was deleted "
-                    "(Zarr would read it as the array's fill value)",
+                    "(Zarr would read it as the array's fill value; for files whose writer skipped "
+                    "all-fill frames, dask.config.set({'resonance.absent-chunks': 'fill'}) reads it so)",
                     self.root,
                 ) from None
             return None
