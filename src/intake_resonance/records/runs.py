@@ -181,11 +181,29 @@ def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[An
         params,
     )
     names = ("uid", "plan_name", "sample", "time_start", "time_stop", "exit_status", "num_events", "operator")
-    for row in rows:
-        texts = (("runs.plan_name", row[1]), ("samples.name", row[2]), ("runs.exit_status", row[5]), ("runs.operator", row[7]))
-        _check_run_values(db, row[0], row[3], row[4], row[6], texts)
     columns = list(zip(*rows)) if rows else [()] * len(names)
+    # One C-level pass over each column's types; only a column holding something
+    # else is walked row by row, to name the run whose row is wrong.
+    if any(not set(map(type, col)) <= _TABLE_TYPES[name] for name, col in zip(names, columns)):
+        for row in rows:
+            texts = (("runs.plan_name", row[1]), ("samples.name", row[2]), ("runs.exit_status", row[5]), ("runs.operator", row[7]))
+            _check_run_values(db, row[0], row[3], row[4], row[6], texts)
     return {name: list(col) for name, col in zip(names, columns)}
+
+
+_TEXT: set[type] = {str, type(None)}
+_NUMBER: set[type] = {int, float}
+#: The Python types each runs_table column may hold (SQLite gives no bool).
+_TABLE_TYPES: dict[str, set[type]] = {
+    "uid": {str},
+    "plan_name": _TEXT,
+    "sample": _TEXT,
+    "time_start": _NUMBER,
+    "time_stop": _NUMBER | {type(None)},
+    "exit_status": _TEXT,
+    "num_events": _NUMBER,
+    "operator": _TEXT,
+}
 
 
 def get_run(db: Database, uid: str) -> RunRecord | None:
