@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +328,27 @@ def test_table_reads_nan_and_infinity_as_the_beamline_writes_them(tmp_path):
     with Catalog(path) as cat:
         df = cat[uid].table()
     assert np.isnan(df.i0[0]) and df.i0[1] == 2.0 and df.pd[1] == np.inf
+
+
+@pytest.mark.parametrize("position", [1, 2])
+def test_table_refuses_an_event_whose_data_is_null(tmp_path, position):
+    # json.dumps(None) is "null": no event, so a BadJSONError naming it, never a row
+    # of NaN. First in the stream it once crashed the interpreter: run in a child.
+    path = tmp_path / "null.db"
+    with BeamtimeWriter(path, seed=12) as w:
+        uid = w.open_run("scan", time=T0)
+        w.open_stream("primary", {}, time=T0)
+        for seq in (1, 2, 3):
+            w.write_event({"a": seq}, time=T0 + seq, raw_data="null" if seq == position else None)
+        w.close_run(time=T0 + 4)
+    script = (
+        "import sys\nfrom intake_resonance.errors import BadJSONError\nfrom intake_resonance.facade import Catalog\n"
+        "with Catalog(sys.argv[1]) as cat:\n    run = cat[sys.argv[2]]\n"
+        "    try:\n        print(run.table().to_dict('list'))\n    except BadJSONError as exc:\n        print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(path), uid], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"seq_num {position}" in out.stdout and "must be a JSON object, found NoneType" in out.stdout
 
 
 @pytest.mark.parametrize("seed", range(6))

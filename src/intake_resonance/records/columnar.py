@@ -52,7 +52,7 @@ _TIME_SCALE = 4194304
 _MAX_SPAN = 1 << 26
 
 _RANGE_SQL = (
-    "SELECT count(*), count(data), group_concat(seq_num), "
+    "SELECT count(*), count(data), sum(substr(data, 1, 1) = '{'), group_concat(seq_num), "
     f"min(typeof(time) = 'real' AND CAST(time * {_TIME_SCALE} AS INTEGER) = time * {_TIME_SCALE}), "
     f"group_concat(CAST(time * {_TIME_SCALE} AS INTEGER)), "
     "CAST(group_concat(data, char(10)) AS BLOB) "
@@ -188,12 +188,12 @@ class _Raw:
 
 
 def _fetch(db: Database, suid: str, first: int, last: int) -> _Raw:
-    count, n_data, seq_text, time_ok, time_text, blob = db.query(_RANGE_SQL, (suid, first, last))[0]
+    count, n_data, n_objects, seq_text, time_ok, time_text, blob = db.query(_RANGE_SQL, (suid, first, last))[0]
     if count == 0:
         return _Raw(first, last, 0, None, None, None)
     seq = _ints(seq_text, count)
     times = _ints(time_text, count) if time_ok == 1 else None
-    if n_data != count or seq is None or times is None or not bool(np.all(seq[1:] > seq[:-1])):
+    if n_data != count or n_objects != count or seq is None or times is None or not bool(np.all(seq[1:] > seq[:-1])):
         return _Raw(first, last, count, None, None, None)  # the plain decoder reads this range
     return _Raw(first, last, count, seq, times / _TIME_SCALE, blob)
 
@@ -213,7 +213,12 @@ def _ints(text: Any, count: int) -> np.ndarray | None:
 
 def _decode(raw: _Raw) -> dict[str, _Part] | None:
     """Decode one range's JSON with Arrow; None when the plain decoder must read it."""
-    if raw.blob is None:
+    # Only text of one object per line reaches Arrow: it reads a `null` line as a
+    # row of nulls (json gives None, no event) and crashes the process when a
+    # `null` line opens one of its blocks. Every event opens with "{" (checked in
+    # SQL); a newline inside an event's text (pretty JSON, or hiding a `null`
+    # line) goes the plain way too.
+    if raw.blob is None or raw.blob.count(b"\n") != raw.count - 1:
         return None
     import pyarrow as pa
     import pyarrow.json as pj
