@@ -38,6 +38,7 @@ def test_hierarchy() -> None:
     for cls in (BadJSONError, FramesMissingError, FrameIndexError, FrameMismatchError, StoreEscapeError):
         assert issubclass(cls, BeamtimeDataError) and issubclass(cls, BeamtimeError)
     assert issubclass(FrameIndexError, IndexError)
+    assert issubclass(BadJSONError, ValueError)  # as json.JSONDecodeError, for the beamline's scripts
     assert set(errors.__all__) == {
         "BeamtimeError",
         "BeamtimeNotFoundError",

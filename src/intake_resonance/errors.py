@@ -118,8 +118,12 @@ class BeamtimeDataError(BeamtimeError):
     """The beamtime is readable but a row or frame in it is broken."""
 
 
-class BadJSONError(BeamtimeDataError):
-    """A JSON column (event data, descriptor, metadata) does not decode."""
+class BadJSONError(BeamtimeDataError, ValueError):
+    """A JSON column (event data, descriptor, metadata) does not decode.
+
+    Also a ``ValueError``, as ``json.JSONDecodeError`` is: scripts written
+    against the beamline's reader that catch ``ValueError`` keep working.
+    """
 
 
 class FramesMissingError(BeamtimeDataError):
