@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generate  # noqa: E402  (the script's own folder)
-from run import Row, _ratio_row, best, machine, table  # noqa: E402
+from run import Row, _ratio_row, best, report  # noqa: E402
 
 
 def tiled_rows(data: generate.BenchData, repeat: int) -> list[Row]:
@@ -83,15 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     data = generate.ensure(args.data)
     rows = tiled_rows(data, args.repeat)
-    if not args.markdown:
-        print(f"machine: {machine()}")
-        print(f"timings: minimum of {args.repeat} runs after one warm-up (one-frame rows: {4 * args.repeat}); floor: our catalog")
-        print()
-    print(table(rows))
-    missed = [r.work for r in rows if r.met is False]
-    if not args.markdown:
-        print()
-        print("all targets met" if not missed else f"targets missed: {len(missed)} of {sum(r.met is not None for r in rows)}")
+    report(rows, f"minimum of {args.repeat} runs after one warm-up (one-frame rows: {4 * args.repeat}); floor: our catalog", args.markdown)
     return 0
 
 

@@ -392,16 +392,21 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(stack_row(data, args.repeat))
     rows += peak_rows(data)
     rows.append(mem)
-    if not args.markdown:
+    report(rows, f"minimum of {args.repeat} runs after one warm-up (one-frame and open rows: {4 * args.repeat})", args.markdown)
+    return 0
+
+
+def report(rows: list[Row], timings: str, markdown: bool) -> None:
+    """Print the table; unless ``markdown``, with the machine, how timings were taken and the targets missed."""
+    if not markdown:
         print(f"machine: {machine()}")
-        print(f"timings: minimum of {args.repeat} runs after one warm-up (one-frame and open rows: {4 * args.repeat})")
+        print(f"timings: {timings}")
         print()
     print(table(rows))
     missed = [r.work for r in rows if r.met is False]
-    if not args.markdown:
+    if not markdown:
         print()
         print("all targets met" if not missed else f"targets missed: {len(missed)} of {sum(r.met is not None for r in rows)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,10 +20,27 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+from conftest import T0, Written, write_nexafs, write_rsoxs
 
 from intake_resonance import Catalog
 from intake_resonance.cli import cli
 from intake_resonance.errors import BeamtimeError
+from intake_resonance.writer import BeamtimeWriter
+
+
+def small_beamtime(tmp_path: Path) -> Written:
+    """A NEXAFS run and an RSoXS run, alone in a folder of their own (``tmp_path/bt``)."""
+    out = Written(tmp_path / "bt" / "beamtime.db")
+    out.path.parent.mkdir()
+    with BeamtimeWriter(out.path, seed=3) as w:
+        out.uids["nexafs"], out.events["nexafs"] = write_nexafs(w, T0)
+        out.uids["rsoxs"], out.events["rsoxs"], out.frames["rsoxs"] = write_rsoxs(w, T0 + 100)
+    return out
+
+
+def image_array(bt: Written) -> Path:
+    """The RSoXS run's frame array folder in the store."""
+    return bt.path.with_suffix(".zarr") / "runs" / bt.uids["rsoxs"] / "detector_image"
 
 
 def read_facade(path: Path, uid: str) -> Any:

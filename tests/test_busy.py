@@ -9,25 +9,19 @@ from pathlib import Path
 
 import dask
 import pytest
-from conftest import T0, Written, write_nexafs, write_rsoxs
-from hostile import FACES, beamtime_digest, cli_refuses, raises
+from conftest import Written
+from hostile import FACES, beamtime_digest, cli_refuses, raises, small_beamtime
 
 from intake_resonance import Catalog
 from intake_resonance.errors import BeamtimeBusyError
 from intake_resonance.format import Database
-from intake_resonance.writer import BeamtimeWriter
 
 WORDS = ("locked by a writer", "try again", "resonance.busy-timeout")
 
 
 @pytest.fixture
 def bt(tmp_path: Path) -> Written:
-    out = Written(tmp_path / "bt" / "beamtime.db")
-    out.path.parent.mkdir()
-    with BeamtimeWriter(out.path, seed=3) as w:
-        out.uids["nexafs"], out.events["nexafs"] = write_nexafs(w, T0)
-        out.uids["rsoxs"], out.events["rsoxs"], out.frames["rsoxs"] = write_rsoxs(w, T0 + 100)
-    return out
+    return small_beamtime(tmp_path)
 
 
 @contextmanager

@@ -16,31 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import T0, Written, write_nexafs, write_rsoxs
-from hostile import FACES, beamtime_digest, cli_refuses, raises, run_cli
+from conftest import Written
+from hostile import FACES, beamtime_digest, cli_refuses, image_array, raises, run_cli, small_beamtime
 
 from intake_resonance.check import check
 from intake_resonance.errors import BeamtimeDataError, FrameDecodeError, FrameMismatchError, FramesMissingError
-from intake_resonance.writer import BeamtimeWriter
 
 
 @pytest.fixture
 def bt(tmp_path: Path) -> Written:
-    out = Written(tmp_path / "bt" / "beamtime.db")
-    out.path.parent.mkdir()
-    with BeamtimeWriter(out.path, seed=3) as w:
-        out.uids["nexafs"], out.events["nexafs"] = write_nexafs(w, T0)
-        uid, ev, fr = write_rsoxs(w, T0 + 100)
-        out.uids["rsoxs"], out.events["rsoxs"], out.frames["rsoxs"] = uid, ev, fr
-    return out
-
-
-def _array(bt: Written) -> Path:
-    return bt.path.with_suffix(".zarr") / "runs" / bt.uids["rsoxs"] / "detector_image"
+    return small_beamtime(tmp_path)
 
 
 def _chunk(bt: Written) -> Path:
-    return _array(bt) / "c" / "2" / "0" / "0"
+    return image_array(bt) / "c" / "2" / "0" / "0"
 
 
 def _truncate(bt: Written) -> None:
@@ -70,7 +59,7 @@ def _absent(bt: Written) -> None:
 
 def _codec_fails(bt: Written) -> None:
     # The metadata names blosc; the chunks are zstd: the codec fails on every frame.
-    meta_path = _array(bt) / "zarr.json"
+    meta_path = image_array(bt) / "zarr.json"
     meta = json.loads(meta_path.read_text())
     blosc = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "typesize": 4, "blocksize": 0}
     meta["codecs"][-1] = {"name": "blosc", "configuration": blosc}
@@ -159,7 +148,7 @@ def test_wrong_typed_zarr_group(bt: Written, face: str, value: object, words: st
 
 
 def test_scalar_runs_read_beside_damaged_frames(bt: Written) -> None:
-    shutil.rmtree(_array(bt) / "c")
+    shutil.rmtree(image_array(bt) / "c")
     for face in ("intake", "engine"):
         ds = FACES[face](bt.path, bt.uids["nexafs"])
         np.testing.assert_allclose(ds["i0"].values, [e["i0"] for e in bt.events["nexafs"]])

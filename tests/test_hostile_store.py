@@ -15,31 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import T0, Written, write_nexafs, write_rsoxs
-from hostile import FACES, beamtime_digest, cli_refuses, nothing_opened_under, raises, run_cli
+from conftest import Written
+from hostile import FACES, beamtime_digest, cli_refuses, image_array, nothing_opened_under, raises, run_cli, small_beamtime
 
 from intake_resonance.check import check
 from intake_resonance.errors import StoreEscapeError
-from intake_resonance.writer import BeamtimeWriter
 
 
 @pytest.fixture
 def bt(tmp_path: Path) -> Written:
-    out = Written(tmp_path / "bt" / "beamtime.db")
-    out.path.parent.mkdir()
-    with BeamtimeWriter(out.path, seed=3) as w:
-        out.uids["nexafs"], out.events["nexafs"] = write_nexafs(w, T0)
-        uid, ev, fr = write_rsoxs(w, T0 + 100)
-        out.uids["rsoxs"], out.events["rsoxs"], out.frames["rsoxs"] = uid, ev, fr
-    return out
-
-
-def _array(bt: Written) -> Path:
-    return bt.path.with_suffix(".zarr") / "runs" / bt.uids["rsoxs"] / "detector_image"
+    return small_beamtime(tmp_path)
 
 
 def _link_chunk(bt: Written, outside: Path) -> None:
-    chunk = _array(bt) / "c" / "2" / "0" / "0"
+    chunk = image_array(bt) / "c" / "2" / "0" / "0"
     outside.mkdir()
     shutil.copy(chunk, outside / "0")  # the very same bytes: following the link would decode
     chunk.unlink()
@@ -47,7 +36,7 @@ def _link_chunk(bt: Written, outside: Path) -> None:
 
 
 def _link_metadata(bt: Written, outside: Path) -> None:
-    meta = _array(bt) / "zarr.json"
+    meta = image_array(bt) / "zarr.json"
     outside.mkdir()
     shutil.copy(meta, outside / "zarr.json")
     meta.unlink()
@@ -55,9 +44,9 @@ def _link_metadata(bt: Written, outside: Path) -> None:
 
 
 def _link_array(bt: Written, outside: Path) -> None:
-    shutil.copytree(_array(bt), outside)
-    shutil.rmtree(_array(bt))
-    _array(bt).symlink_to(outside, target_is_directory=True)
+    shutil.copytree(image_array(bt), outside)
+    shutil.rmtree(image_array(bt))
+    image_array(bt).symlink_to(outside, target_is_directory=True)
 
 
 def _link_runs(bt: Written, outside: Path) -> None:
@@ -68,14 +57,14 @@ def _link_runs(bt: Written, outside: Path) -> None:
 
 
 def _absolute_group(bt: Written, outside: Path) -> None:
-    shutil.copytree(_array(bt), outside)
+    shutil.copytree(image_array(bt), outside)
     with sqlite3.connect(bt.path) as conn:
         conn.execute("UPDATE image_refs SET zarr_group = ?", (str(outside),))
     conn.close()
 
 
 def _dotdot_group(bt: Written, outside: Path) -> None:
-    shutil.copytree(_array(bt), outside)
+    shutil.copytree(image_array(bt), outside)
     with sqlite3.connect(bt.path) as conn:
         conn.execute("UPDATE image_refs SET zarr_group = ?", (f"../{outside.name}",))
     conn.close()
