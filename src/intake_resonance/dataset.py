@@ -35,14 +35,15 @@ gives a 2-D ``shape``.
 
 Dask names
 ----------
-Frame variables are chunked by xarray, which names them from a token of what
-was opened. :func:`open_run_dataset` opens a :class:`RunLocation` whose token
-is the resolved ``.db`` path, the run, the stream and a digest of the frame
-references that were read, so the names are the same through every face and
-change as soon as a live run gains events (the ``.db`` modification time is
-not enough: a commit in WAL mode leaves it alone). A direct
-``xr.open_dataset("bt.db", engine="resonance", chunks=...)`` is named by
-xarray's own rule for paths (path and modification time).
+:func:`open_run_dataset` opens a :class:`RunLocation` through the engine and
+chunks the frame variables by their ``preferred_chunks`` (what xarray does
+with ``chunks={}``), naming them from the location's token: the resolved
+``.db`` path, the run, the stream and a digest of the frame references that
+were read. So the names are the same through every face and change as soon
+as a live run gains events (the ``.db`` modification time is not enough: a
+commit in WAL mode leaves it alone). A direct
+``xr.open_dataset("bt.db", engine="resonance", chunks={})`` gets the same
+chunks, named by xarray's own rule for paths (path and modification time).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ __all__ = [
     "run_layout",
     "stream_names",
 ]
+
 
 class RunLocation(os.PathLike):
     """What :func:`open_run_dataset` hands to ``xr.open_dataset``: a run in an open beamtime.
