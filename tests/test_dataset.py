@@ -181,6 +181,24 @@ def test_open_run_and_schema_1(tmp_path):
     np.testing.assert_array_equal(ds1.detector_image.values, frames)
 
 
+@pytest.mark.parametrize(
+    "shape, kept", [([6, 5], True), ([10**9, 10**9], False), ([6, -1], False), ([True, 5], False), ("6x5", False)]
+)
+def test_placeholder_of_a_field_without_frames_needs_a_plausible_shape(tmp_path, shape, kept):
+    path = tmp_path / "bt.db"
+    keys = {**IMAGE_KEYS, "detector_image": {**IMAGE_KEYS["detector_image"], "shape": shape}}
+    with BeamtimeWriter(path) as w:
+        uid = w.open_run("rsoxs", time=T0)
+        w.open_stream("primary", keys, time=T0)
+        w.write_event({"energy_position": 1.0}, time=T0 + 1)
+        w.close()
+    ds = open_run_dataset(path, uid)
+    assert ds.energy_position.values.tolist() == [1.0]
+    assert ("detector_image" in ds) is kept  # a crafted shape never becomes an impossible all-NaN array
+    if kept:
+        assert ds.detector_image.shape == (1, 6, 5) and np.isnan(ds.detector_image.values).all()
+
+
 def test_live_run_without_streams_is_empty(tmp_path):
     path = tmp_path / "bt.db"
     with BeamtimeWriter(path) as w:

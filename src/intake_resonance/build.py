@@ -157,6 +157,14 @@ def _empty_refs(seq_num: np.ndarray, shape: tuple[int, int]) -> records.FrameRef
 
 _OPTIMISTIC_ATTEMPTS = 3
 
+#: Largest frame side a descriptor's ``shape`` may claim for a field without frames (its
+#: all-NaN placeholder): a crafted shape must not turn one read into an impossible allocation.
+_MAX_FRAME_SIDE = 1 << 16
+
+
+def _plausible_side(size: Any) -> bool:
+    return isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= _MAX_FRAME_SIDE
+
 
 class _ChangedWhileReading(Exception):
     """A commit landed between two queries of one Dataset build."""
@@ -237,8 +245,8 @@ def _build(
             raise _ChangedWhileReading
         if refs.frame_shape is None:
             shape = keys.get(name, {}).get("shape")
-            if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) and s >= 0 for s in shape)):
-                continue
+            if not (isinstance(shape, list) and len(shape) == 2 and all(_plausible_side(s) for s in shape)):
+                continue  # no frame and no usable shape: nothing to show
             refs = _empty_refs(ev.seq_num, (shape[0], shape[1]))
         stack = FrameStack(db.zarr_path, refs, db.path, run=run.uid, stream=stream, field=name)
         stacks.append(stack)
