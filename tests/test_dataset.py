@@ -199,6 +199,19 @@ def test_placeholder_of_a_field_without_frames_needs_a_plausible_shape(tmp_path,
         assert ds.detector_image.shape == (1, 6, 5) and np.isnan(ds.detector_image.values).all()
 
 
+def test_an_absurd_frame_shape_in_image_refs_is_refused(tmp_path):
+    from intake_resonance.errors import FrameMismatchError
+
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        uid, _, _ = write_rsoxs(w, T0, n=2)
+        w.connection.execute("UPDATE image_refs SET shape_x = 1000000000, shape_y = 1000000000")
+        w.connection.commit()
+    with pytest.raises(FrameMismatchError, match="exceeds 65536 pixels a side") as info:
+        open_run_dataset(path, uid)
+    assert info.value.run == uid and info.value.field == "detector_image"
+
+
 def test_live_run_without_streams_is_empty(tmp_path):
     path = tmp_path / "bt.db"
     with BeamtimeWriter(path) as w:

@@ -157,13 +157,11 @@ def _empty_refs(seq_num: np.ndarray, shape: tuple[int, int]) -> records.FrameRef
 
 _OPTIMISTIC_ATTEMPTS = 3
 
-#: Largest frame side a descriptor's ``shape`` may claim for a field without frames (its
-#: all-NaN placeholder): a crafted shape must not turn one read into an impossible allocation.
-_MAX_FRAME_SIDE = 1 << 16
-
 
 def _plausible_side(size: Any) -> bool:
-    return isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= _MAX_FRAME_SIDE
+    # A field without frames gets an all-NaN placeholder of its descriptor's shape: a
+    # crafted shape must not turn one read into an impossible allocation.
+    return isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= records.MAX_FRAME_SIDE
 
 
 class _ChangedWhileReading(Exception):

@@ -12,7 +12,10 @@ from ..format import Database
 from ._values import _is_int
 from .events import _numeric_column
 
-__all__ = ["FrameRefs", "image_fields", "frame_refs"]
+__all__ = ["FrameRefs", "MAX_FRAME_SIDE", "image_fields", "frame_refs"]
+
+#: Largest frame side we read (real RSoXS detectors: 1024-4096 pixels).
+MAX_FRAME_SIDE = 1 << 16
 
 
 # ----------------------------------------------------------------------- frames
@@ -139,6 +142,11 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
             raise FrameMismatchError(f"image_refs dtype {dtype!r} is not a numeric NumPy dtype", db.path, **where)
         if sx < 0 or sy < 0:
             raise FrameMismatchError(f"image_refs frame shape ({sx}, {sy}) is negative", db.path, **where)
+        if sx > MAX_FRAME_SIDE or sy > MAX_FRAME_SIDE:
+            # No detector is that large; reading one would be an impossible allocation.
+            raise FrameMismatchError(
+                f"image_refs frame shape ({sx}, {sy}) exceeds {MAX_FRAME_SIDE} pixels a side", db.path, **where
+            )
         frame_shape: tuple[int, int] | None = (int(sx), int(sy))
     else:
         frame_shape, dtype = None, None
