@@ -15,11 +15,9 @@ Programming errors are not caught: their tracebacks should be seen.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +137,10 @@ def _iso(t: Any) -> str:
 @click.option("--force", is_flag=True, help="Replace a demo beamtime that is already there (never anything else).")
 def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> None:
     """Write the demo beamtime into FOLDER and print the path of its .db."""
+    from . import cli_output as co
     from .demo import DEMO_NAME, write_demo
 
-    _refuse_inside_store(folder)
+    co.refuse_inside_store(folder)
     try:
         path = write_demo(folder, seed=seed, frame_shape=frame_shape, overwrite=force)
     except FileExistsError as exc:
@@ -151,7 +150,7 @@ def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> 
     except ValueError as exc:  # a frame shape write_demo cannot make
         raise click.BadParameter(str(exc), param_hint="'--frame-shape'") from exc
     except OSError as exc:  # a folder that cannot be made or written
-        raise BadInput(f"{folder}: cannot write the demo beamtime: {_reason(exc)}") from exc
+        raise BadInput(f"{folder}: cannot write the demo beamtime: {co.reason(exc)}") from exc
     click.echo(str(path))
 
 
@@ -311,70 +310,6 @@ def check(ctx: click.Context, path: Path, no_frames: bool, pixels: bool) -> None
 
 
 # ------------------------------------------------------------------- export
-_WRITERS = {".nc": "netcdf", ".zarr": "zarr"}
-
-
-def _with_progress(ds: Any, update: Callable[[int], Any]) -> Any:
-    """The Dataset with each image variable's chunks reporting their frames as they are read."""
-    import dask.array as da
-    import numpy as np
-
-    def tick(block: Any) -> Any:
-        update(block.shape[0])
-        return block
-
-    out = ds.copy()
-    for name, var in ds.data_vars.items():
-        if var.ndim == 3 and isinstance(var.data, da.Array):
-            out[name] = var.copy(data=da.map_blocks(tick, var.data, dtype=var.dtype, meta=np.empty((0,) * var.ndim, var.dtype)))
-    return out
-
-
-def _check_output(out: Path, suffixes: Sequence[str]) -> None:
-    """Refuse an output whose format or folder would only fail after the run was read."""
-    if out.suffix.lower() not in suffixes:
-        raise BadInput(f"{out}: unknown output format {out.suffix or '(no suffix)'!r}; use {' or '.join(suffixes)}")
-    if not out.parent.is_dir():
-        raise BadInput(f"{out}: folder {out.parent} does not exist")
-
-
-def _reason(exc: OSError) -> str:
-    """An OSError's reason, one line, without repeating the path."""
-    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _refuse_inside_store(out: Path) -> None:
-    """Refuse an output that is, or lies inside, a ``.zarr`` store (links resolved)."""
-    target = Path(os.path.realpath(out))
-    inside = next((p for p in (target, *target.parents) if p.suffix.lower() == ".zarr" and p.is_dir()), None)
-    if inside is not None:
-        raise BadInput(f"{out}: refusing to write inside the Zarr store {inside}")
-
-
-def _refuse_beamtime_output(out: Path, path: Path) -> None:
-    """Refuse an output that would write into, over or around a beamtime (links resolved).
-
-    Refused: anything inside a ``.zarr`` store, the beamtime's ``.db`` or
-    store, a folder holding either (``--force`` would delete it), and the
-    store of any other beamtime (a ``.zarr`` folder beside a ``.db``).
-    """
-    from .format import zarr_path_for
-
-    target = Path(os.path.realpath(out))
-    db, store = Path(os.path.realpath(path)), Path(os.path.realpath(zarr_path_for(path)))
-    inside = next((p for p in target.parents if p.suffix.lower() == ".zarr" and p.is_dir()), None)
-    if inside is not None:
-        raise BadInput(f"{out}: refusing to write inside the Zarr store {inside}")
-    if target in (db, store) or db.is_relative_to(target) or store.is_relative_to(target):
-        raise BadInput(f"{out}: refusing to write over the beamtime {path}")
-    if target.suffix.lower() == ".zarr" and target.is_dir() and target.with_suffix(".db").is_file():
-        raise BadInput(f"{out}: refusing to write over the Zarr store of beamtime {target.with_suffix('.db')}")
-
-
-def _frame_count(ds: Any) -> int:
-    return sum(var.shape[0] for var in ds.data_vars.values() if var.ndim == 3)
-
-
 def _open_for_export(path: Path, uid: str, stream: str, steps: int = 50) -> Any:
     """The run's Dataset, its frames chunked so the progress bar moves in about ``steps`` steps."""
     from .intake_drivers import RunSource
@@ -391,70 +326,10 @@ def _open_for_export(path: Path, uid: str, stream: str, steps: int = 50) -> Any:
     return ds if per_chunk >= largest else RunSource(str(path), src.uid, stream=stream, chunks=per_chunk).to_dask()
 
 
-def _as_text(value: Any) -> Any:
-    import orjson
-
-    if value is None or (isinstance(value, float) and value != value):
-        return None  # missing stays missing
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-
-
-def _exportable(ds: Any) -> Any:
-    """The Dataset with each column of mixed kinds (``"n/a"`` among numbers, ragged lists) as text.
-
-    netCDF and Zarr store one type per variable: strings are kept as they are,
-    every other value becomes its JSON text, missing values stay missing, and
-    the variable's ``mixed_types`` attribute says so.
-    """
-    import numpy as np
-
-    out = ds
-    for name, var in ds.variables.items():
-        if var.dtype != object or not isinstance(var.data, np.ndarray):
-            continue
-        kinds = {type(v).__name__ for v in var.values.ravel() if _as_text(v) is not None}
-        if kinds <= {"str"}:
-            continue
-        text = np.array([_as_text(v) for v in var.values.ravel()], dtype=object).reshape(var.shape)
-        attrs = {**var.attrs, "mixed_types": f"values of several types ({', '.join(sorted(kinds))}), written as text"}
-        out = out.assign({name: var.copy(data=text)}) if name in ds.data_vars else out.assign_coords({name: var.copy(data=text)})
-        out[name].attrs = attrs
-    return out
-
-
-def _write(ds: Any, target: Path, kind: str) -> None:
-    if kind == "netcdf":
-        ds.to_netcdf(target, engine="h5netcdf")
-    else:
-        import warnings
-
-        with warnings.catch_warnings():
-            # Consolidated metadata is what lets xarray open the store without a warning of its
-            # own; zarr warns that format 3 has not standardised it yet, which users cannot act on.
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            ds.to_zarr(target, mode="w-")
-
-
-def _remove(path: Path, quiet: bool = False) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-    except OSError:
-        if not quiet:
-            raise
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
 
 def _run_uid(ds: Any, uid: str) -> str:
     return str(ds.attrs.get("uid", uid))
+
 
 
 @cli.command(short_help="Write a run to netCDF (.nc) or Zarr (.zarr).")
@@ -469,37 +344,39 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
     import dask
     from tqdm import tqdm
 
-    _check_output(out, list(_WRITERS))
-    kind = _WRITERS[out.suffix.lower()]
-    _refuse_beamtime_output(out, path)
+    from . import cli_output as co
+
+    co.check_output(out, list(co.WRITERS))
+    kind = co.WRITERS[out.suffix.lower()]
+    co.refuse_beamtime_output(out, path)
     if (out.exists() or out.is_symlink()) and not force:
         raise BadInput(f"{out}: already exists (use --force to replace it)")
     ds = _open_for_export(path, uid, stream)
     # Write beside the target first: a failed export never leaves half a file under OUT's name.
     partial = out.with_name(f".{out.name}.partial")
-    _remove(partial)
-    total = _frame_count(ds)
+    co.remove(partial)
+    total = co.frame_count(ds)
     with tqdm(total=total, unit="frame", desc=out.name, disable=quiet or not total, file=sys.stderr) as bar:
         # One chunk at a time (each chunk's frames still decode on every core): with a
         # thread pool, a chunk still being written after another failed can reopen the
         # file xarray just closed and leave a partial file behind.
         with dask.config.set(scheduler="sync"):
             try:
-                _write(_with_progress(_exportable(ds), bar.update), partial, kind)
+                co.write(co.with_progress(co.exportable(ds), bar.update), partial, kind)
             except BaseException as exc:
-                _remove(partial, quiet=True)
+                co.remove(partial, quiet=True)
                 if isinstance(exc, OSError) and not isinstance(exc, BeamtimeError):
-                    raise BadInput(f"{out}: cannot write: {_reason(exc)}") from exc
+                    raise BadInput(f"{out}: cannot write: {co.reason(exc)}") from exc
                 if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, BeamtimeError):
                     # what the run holds, netCDF/Zarr cannot store (xarray's message names the variable)
-                    raise BadInput(f"{out}: cannot write run {_run_uid(ds, uid)} stream {stream}: {_first_line(exc)}") from exc
+                    raise BadInput(f"{out}: cannot write run {_run_uid(ds, uid)} stream {stream}: {co.first_line(exc)}") from exc
                 raise
     try:
-        _remove(out)
+        co.remove(out)
         partial.rename(out)
     except OSError as exc:
-        _remove(partial, quiet=True)
-        raise BadInput(f"{out}: cannot write: {_reason(exc)}") from exc
+        co.remove(partial, quiet=True)
+        raise BadInput(f"{out}: cannot write: {co.reason(exc)}") from exc
     click.echo(str(out))
 
 
@@ -517,10 +394,11 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame: int | None, log_scale: bool, force: bool) -> None:
     """Plot run UID of beamtime PATH into OUT: a NEXAFS curve, or the mean (or one) detector frame."""
+    from . import cli_output as co
     from .plot import IMAGE_SUFFIXES, save_run_plot
 
-    _check_output(out, IMAGE_SUFFIXES)
-    _refuse_beamtime_output(out, path)
+    co.check_output(out, IMAGE_SUFFIXES)
+    co.refuse_beamtime_output(out, path)
     if (out.exists() or out.is_symlink()) and not force:
         raise BadInput(f"{out}: already exists (use --force to replace it)")
     ds = _run_source(path, uid, stream).to_dask()
@@ -529,7 +407,7 @@ def plot(path: Path, uid: str, out: Path, stream: str, field: str | None, frame:
     except OSError as exc:
         if isinstance(exc, BeamtimeError):
             raise
-        raise BadInput(f"{out}: cannot write: {_reason(exc)}") from exc
+        raise BadInput(f"{out}: cannot write: {co.reason(exc)}") from exc
     click.echo(str(saved))
 
 
