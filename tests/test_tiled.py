@@ -487,3 +487,22 @@ def test_serve_refuses_bad_input(tmp_path: Path) -> None:
         write_nexafs(w, T0)
     result = runner.invoke(cli, ["serve", str(tmp_path / "ok.db"), "--api-key", "not ok!"], catch_exceptions=False)
     assert result.exit_code == 2 and "letters and digits" in result.stderr
+
+
+def test_folder_keys_never_reach_outside_the_folder(tmp_path: Path) -> None:
+    folder, outside = tmp_path / "served", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    with BeamtimeWriter(folder / "good.db", seed=3) as w:
+        write_nexafs(w, T0)
+    with BeamtimeWriter(outside / "secret.db", seed=4) as w:
+        write_nexafs(w, T0)
+    tree = folder_tree(folder, ttl=60)
+    assert list(tree) == ["good"]
+    for key in ("../outside/secret", "..", ".", "", "/" + str(outside / "secret"), "good\0"):
+        with pytest.raises(KeyError):
+            tree[key]
+    with BeamtimeWriter(folder / "new.db", seed=5) as w:  # written after the listing: still found by its stem
+        write_nexafs(w, T0)
+    assert tree["new"] is tree["new"]
+    tree.close()

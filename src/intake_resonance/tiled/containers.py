@@ -413,7 +413,10 @@ class FolderAdapter(_SliceableViews):
         return iter(self._keys_slice(0, None, 1))
 
     def __getitem__(self, name: str) -> BeamtimeAdapter:
-        if name not in self._names() and not (self.folder / f"{name}.db").is_file():
+        # A name the listing has not caught up with yet is taken only as a plain file
+        # stem: a key sent by a client never reaches a file outside the folder.
+        plain = bool(name) and Path(name).name == name and name not in (".", "..") and "\0" not in name
+        if name not in self._names() and not (plain and (self.folder / f"{name}.db").is_file()):
             raise KeyError(name)
         with self._lock:
             child = self._children.get(name)
