@@ -12,14 +12,13 @@ Options: ``--repeat N`` (default 5), ``--markdown`` (print only the table).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generate  # noqa: E402  (the script's own folder)
-from run import Row, _ratio_row, best, report  # noqa: E402
+from run import Row, _ratio_row, best, parse_args, report  # noqa: E402
 
 
 def tiled_rows(data: generate.BenchData, repeat: int) -> list[Row]:
@@ -71,11 +70,7 @@ def tiled_rows(data: generate.BenchData, repeat: int) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the data if needed, run the tiled benchmarks, print the table."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5, help="repetitions per timing (minimum is reported)")
-    ap.add_argument("--data", type=Path, default=generate.DEFAULT_FOLDER, help="folder of the benchmark beamtime")
-    ap.add_argument("--markdown", action="store_true", help="print only the table")
-    args = ap.parse_args(argv)
+    args = parse_args(argv, __doc__.splitlines()[0])
     try:
         import tiled.server  # noqa: F401
     except ImportError:

@@ -372,13 +372,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the data if needed, run every benchmark, print the table."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
+    """The options every bench script takes: ``--repeat``, ``--data``, ``--markdown``."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--repeat", type=int, default=5, help="repetitions per timing (minimum is reported)")
     ap.add_argument("--data", type=Path, default=generate.DEFAULT_FOLDER, help="folder of the benchmark beamtime")
     ap.add_argument("--markdown", action="store_true", help="print only the table")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the data if needed, run every benchmark, print the table."""
+    args = parse_args(argv, __doc__.splitlines()[0])
     data = generate.ensure(args.data)
     rows: list[Row] = []
     # Memory first, before the big reads have grown the heap.

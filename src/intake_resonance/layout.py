@@ -65,7 +65,7 @@ def run_layout(db: Database, uid: str, stream: str = "primary") -> dict[str, Any
     for name in image_names:
         var = var_names[name]
         info = by_name.get(name)
-        shape = info.shape if info is not None and len(info.shape) == 2 else _first_frame_shape(db, run.uid, name, stream)
+        shape = info.shape if info is not None and len(info.shape) == 2 else records.first_frame_shape(db, run.uid, stream, name)
         if shape is None:
             continue  # no frame and no usable shape: the Dataset has no variable either
         fx, fy = image_dims(var)
@@ -73,14 +73,3 @@ def run_layout(db: Database, uid: str, stream: str = "primary") -> dict[str, Any
         data_vars[var] = ["time", fx, fy]
     return {"attrs": attrs, "dims": dims, "data_vars": data_vars, "coords": ["time", "seq_num"]}
 
-
-def _first_frame_shape(db: Database, run_uid: str, field: str, stream: str) -> tuple[int, ...] | None:
-    # An image field the descriptors do not declare: the shape of one of its references.
-    row = db.query(
-        "SELECT ir.shape_x, ir.shape_y FROM image_refs ir JOIN events e ON e.uid = ir.event_uid "
-        "JOIN streams s ON s.uid = e.stream_uid WHERE s.run_uid = ? AND s.name = ? AND ir.field_name = ? LIMIT 1",
-        (run_uid, stream, field),
-    )
-    if row and all(isinstance(v, int) for v in row[0]):
-        return (row[0][0], row[0][1])
-    return None

@@ -12,7 +12,7 @@ from .arrays import column_array
 from .columnar import EventTable, event_table, table_from_columns
 from .events import EventColumns, StreamRecord, check_event_data, decode_event_rows, list_streams, stream_events
 from .fields import FieldInfo, StreamFields, run_fields
-from .framemap import MAX_FRAME_SIDE, FrameRefs, frame_refs, image_fields
+from .framemap import MAX_FRAME_SIDE, FrameRefs, first_frame_shape, frame_refs, image_fields
 from .query import RunQuery, epoch_seconds
 from .raw import raw_events, raw_image_refs, raw_streams
 from .runs import (
@@ -38,6 +38,7 @@ __all__ = [
     "StreamRecord",
     "EventColumns",
     "FrameRefs",
+    "first_frame_shape",
     "MAX_FRAME_SIDE",
     "RunQuery",
     "epoch_seconds",

@@ -323,12 +323,8 @@ class _Builder:
     def _array(self, kind: str, col: _Column, r0: int, fill: Any) -> None:
         dtype = {"i": np.int64, "f": np.float64, "b": np.bool_}[kind]
         arr: np.ndarray = np.empty(self.capacity, dtype)  # untouched pages cost no memory
-        if not r0:
-            pass
-        elif col.kind == "o":
-            arr[:r0] = fill  # gaps only so far
-        else:
-            arr[:r0] = col.data[:r0]
+        if r0:  # rows already read: gaps only so far ("o"), or the column's values
+            arr[:r0] = fill if col.kind == "o" else col.data[:r0]
         col.kind, col.data, col.gaps_only = kind, arr, False
 
     def _to_list(self, col: _Column, r0: int) -> None:

@@ -12,7 +12,7 @@ from ..format import Database
 from ._values import _is_int
 from .events import _numeric_column
 
-__all__ = ["FrameRefs", "MAX_FRAME_SIDE", "image_fields", "frame_refs"]
+__all__ = ["FrameRefs", "MAX_FRAME_SIDE", "first_frame_shape", "image_fields", "frame_refs"]
 
 #: Largest frame side we read (real RSoXS detectors: 1024-4096 pixels).
 MAX_FRAME_SIDE = 1 << 16
@@ -151,3 +151,15 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
     else:
         frame_shape, dtype = None, None
     return FrameRefs(seq, tuple(group_ids), group, index, frame_shape, dtype)
+
+
+def first_frame_shape(db: Database, run_uid: str, stream: str, field_name: str) -> tuple[int, int] | None:
+    """``(shape_x, shape_y)`` of one of a stream's frame references for ``field_name``; None without one."""
+    row = db.query(
+        "SELECT ir.shape_x, ir.shape_y FROM image_refs ir JOIN events e ON e.uid = ir.event_uid "
+        "JOIN streams s ON s.uid = e.stream_uid WHERE s.run_uid = ? AND s.name = ? AND ir.field_name = ? LIMIT 1",
+        (run_uid, stream, field_name),
+    )
+    if row and all(isinstance(v, int) for v in row[0]):
+        return (row[0][0], row[0][1])
+    return None
