@@ -28,8 +28,8 @@ def tiled_rows(data: generate.BenchData, repeat: int) -> list[Row]:
     from tiled.queries import Eq
     from tiled.server.app import build_app
 
-    from intake_resonance.intake_drivers import BeamtimeCatalog
-    from intake_resonance.tiled import beamtime_tree
+    from intake_resonance.faces.intake_drivers import BeamtimeCatalog
+    from intake_resonance.faces.tiled import beamtime_tree
 
     cat = BeamtimeCatalog(data.db)
     n = len(list(cat))

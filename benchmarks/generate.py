@@ -1,7 +1,7 @@
 """Write the field-sized benchmark beamtime into ``bench-data/`` (once).
 
 One beamtime, ``bench-data/bench.db`` + ``bench.zarr``, written by the
-project's own :class:`~intake_resonance.writer.BeamtimeWriter`:
+project's own :class:`~intake_resonance.tools.writer.BeamtimeWriter`:
 
 - a ``scan`` run of 100 000 events x 12 scalar fields (the beamline's field
   names), written with ``write_events`` (same rows as ``write_event``);
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.writer import BeamtimeWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FOLDER = ROOT / "bench-data"

@@ -114,9 +114,9 @@ def scalar_rows(data: generate.BenchData, repeat: int) -> tuple[list[Row], float
     import orjson  # noqa: F401  (imported before timing)
     import pandas as pd
 
-    from intake_resonance.dataset import open_run_dataset
-    from intake_resonance.facade import Catalog
-    from intake_resonance.format import Database
+    from intake_resonance.beamtime.format import Database
+    from intake_resonance.datasets.open import open_run_dataset
+    from intake_resonance.faces.facade import Catalog
 
     uri = Path(data.db).resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
@@ -162,8 +162,8 @@ def frame_rows(data: generate.BenchData, repeat: int) -> list[Row]:
     import xarray as xr
     import zarr
 
-    from intake_resonance.dataset import open_run_dataset
-    from intake_resonance.facade import Catalog
+    from intake_resonance.datasets.open import open_run_dataset
+    from intake_resonance.faces.facade import Catalog
 
     group = f"runs/{data.image_run}/detector_image"
     arr = zarr.open_array(data.zarr, path=group, mode="r")
@@ -196,8 +196,8 @@ def frame_rows(data: generate.BenchData, repeat: int) -> list[Row]:
 
 
 def open_rows(data: generate.BenchData, repeat: int, t_table: float) -> list[Row]:
-    from intake_resonance.dataset import open_run_dataset
-    from intake_resonance.format import Database
+    from intake_resonance.beamtime.format import Database
+    from intake_resonance.datasets.open import open_run_dataset
 
     # From the path, as run.to_dask() does: includes opening and checking the database.
     t_img = best(lambda: open_run_dataset(data.db, data.image_run), 4 * repeat)
@@ -210,7 +210,7 @@ def open_rows(data: generate.BenchData, repeat: int, t_table: float) -> list[Row
 
 
 def catalog_rows(data: generate.BenchData, repeat: int) -> list[Row]:
-    from intake_resonance.intake_drivers import BeamtimeCatalog
+    from intake_resonance.faces.intake_drivers import BeamtimeCatalog
 
     uri = Path(data.db).resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True)
@@ -239,7 +239,7 @@ def status(key):
 
 face, db, uid, warm = sys.argv[1:5]
 if face == "dataset":
-    from intake_resonance.dataset import open_run_dataset
+    from intake_resonance.datasets.open import open_run_dataset
 
     def read(u):
         return open_run_dataset(db, u)
@@ -247,7 +247,7 @@ if face == "dataset":
     def size(ds):
         return sum(v.nbytes for v in ds.variables.values())
 else:
-    from intake_resonance.facade import Catalog
+    from intake_resonance.faces.facade import Catalog
 
     cat = Catalog(db)
 
@@ -298,7 +298,7 @@ def show_row(data: generate.BenchData, repeat: int) -> Row:
     """``intake-resonance show`` of the 1M-event run, in process (no interpreter start-up)."""
     from click.testing import CliRunner
 
-    from intake_resonance.cli import cli
+    from intake_resonance.tools.cli import cli
 
     runner = CliRunner()
     args = ["show", data.long_db, data.long_run]
@@ -311,9 +311,9 @@ def show_row(data: generate.BenchData, repeat: int) -> Row:
 
 def stack_row(data: generate.BenchData, repeat: int) -> Row:
     """Stack the 100 NEXAFS runs' scalars against fetching their rows."""
-    from intake_resonance.dataset import open_run_datasets
-    from intake_resonance.format import Database
-    from intake_resonance.stacking import stack_runs
+    from intake_resonance.beamtime.format import Database
+    from intake_resonance.datasets.open import open_run_datasets
+    from intake_resonance.datasets.stacking import stack_runs
 
     uids = data.nexafs_runs
     uri = Path(data.long_db).resolve().as_uri() + "?mode=ro"
@@ -333,7 +333,7 @@ def stack_row(data: generate.BenchData, repeat: int) -> Row:
 
 
 def memory_row(data: generate.BenchData) -> Row:
-    from intake_resonance.dataset import open_run_dataset
+    from intake_resonance.datasets.open import open_run_dataset
 
     uids = data.small_runs[:900]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import intake
 import pandas as pd
 
-from intake_resonance.demo import RSOXS_PLANS
-from intake_resonance.plot import save_run_plot
+from intake_resonance.analysis.plot import save_run_plot
+from intake_resonance.tools.demo import RSOXS_PLANS
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CATALOG = HERE.parent / "catalogs" / "demo.yaml"

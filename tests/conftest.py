@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.writer import BeamtimeWriter
 
 T0 = 1_772_700_000.0  # 2026-03-05, a plausible beamtime start
 

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from conftest import T0, Written, write_nexafs, write_rsoxs
 
 from intake_resonance import Catalog
-from intake_resonance.cli import cli
-from intake_resonance.errors import BeamtimeError
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import BeamtimeError
+from intake_resonance.tools.cli import cli
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def small_beamtime(tmp_path: Path) -> Written:

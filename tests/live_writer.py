@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.writer import BeamtimeWriter
 
 T0 = 1_772_700_000.0
 KEYS = {

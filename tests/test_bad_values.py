@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 from conftest import T0, write_rsoxs
 
-from intake_resonance.errors import BeamtimeDataError, FrameMismatchError
-from intake_resonance.facade import Catalog
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import BeamtimeDataError, FrameMismatchError
+from intake_resonance.faces.facade import Catalog
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from conftest import Written
 from hostile import FACES, beamtime_digest, cli_refuses, raises, small_beamtime
 
 from intake_resonance import Catalog
-from intake_resonance.errors import BeamtimeBusyError
-from intake_resonance.format import Database
+from intake_resonance.beamtime.errors import BeamtimeBusyError
+from intake_resonance.beamtime.format import Database
 
 WORDS = ("locked by a writer", "try again", "resonance.busy-timeout")
 

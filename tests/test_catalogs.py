@@ -8,8 +8,8 @@ from pathlib import Path
 import intake
 import pytest
 
-from intake_resonance.demo import write_demo
-from intake_resonance.errors import BeamtimeNotFoundError
+from intake_resonance.beamtime.errors import BeamtimeNotFoundError
+from intake_resonance.tools.demo import write_demo
 
 CATALOGS = Path(__file__).resolve().parent.parent / "catalogs"
 

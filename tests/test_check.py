@@ -12,8 +12,8 @@ import pytest
 import zarr
 from conftest import T0, Written, write_nexafs, write_rsoxs
 
-from intake_resonance.check import Finding, check
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.check import Finding, check
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def _sql(path: Path, sql: str, params: tuple = ()) -> None:

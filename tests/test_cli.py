@@ -13,10 +13,11 @@ import xarray as xr
 from click.testing import CliRunner
 from conftest import T0, Written, write_nexafs, write_rsoxs
 
-from intake_resonance import demo, open_run_dataset
-from intake_resonance.cli import catalog_yaml, cli
-from intake_resonance.frames import FrameStack
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance import open_run_dataset
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.tools import demo
+from intake_resonance.tools.cli import catalog_yaml, cli
+from intake_resonance.tools.writer import BeamtimeWriter
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -370,7 +371,7 @@ def test_catalog_bad_folder(runner: CliRunner, tmp_path: Path) -> None:
 # ---------------------------------------------------------- the console script
 def test_console_script_one_line_errors(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "intake_resonance.cli", "ls", str(tmp_path / "nope.db")],
+        [sys.executable, "-m", "intake_resonance.tools.cli", "ls", str(tmp_path / "nope.db")],
         capture_output=True,
         text=True,
         timeout=120,

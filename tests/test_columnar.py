@@ -14,12 +14,12 @@ from conftest import T0
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from intake_resonance import records
-from intake_resonance.errors import BadJSONError, BeamtimeDataError
-from intake_resonance.facade import Catalog
-from intake_resonance.format import Database
-from intake_resonance.records import MISSING
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import BadJSONError, BeamtimeDataError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.records import MISSING
+from intake_resonance.faces.facade import Catalog
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def _write(path: Path, events: list[Any], *, keys: dict | None = None) -> str:

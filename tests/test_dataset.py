@@ -11,10 +11,10 @@ import pytest
 import xarray as xr
 from conftest import IMAGE_KEYS, T0, write_rsoxs
 
-from intake_resonance.dataset import frame_chunks, open_run_dataset, open_run_tree
-from intake_resonance.errors import FramesMissingError, RunNotFoundError
-from intake_resonance.records import column_array as column_to_array
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import FramesMissingError, RunNotFoundError
+from intake_resonance.beamtime.records import column_array as column_to_array
+from intake_resonance.datasets.open import frame_chunks, open_run_dataset, open_run_tree
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def test_nexafs_scalars_coords_and_attrs(beamtime):
@@ -200,7 +200,7 @@ def test_placeholder_of_a_field_without_frames_needs_a_plausible_shape(tmp_path,
 
 
 def test_an_absurd_frame_shape_in_image_refs_is_refused(tmp_path):
-    from intake_resonance.errors import FrameMismatchError
+    from intake_resonance.beamtime.errors import FrameMismatchError
 
     path = tmp_path / "bt.db"
     with BeamtimeWriter(path) as w:

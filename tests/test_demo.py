@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intake_resonance import demo, records
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.tools import demo
 
 SHAPE = (32, 32)
 
@@ -165,8 +166,8 @@ def test_main_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_summary_counts_are_the_catalogs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """events (all streams), primary and frames: the summary, the runs table and each Dataset agree."""
-    from intake_resonance.dataset import open_run_dataset
-    from intake_resonance.intake_drivers import BeamtimeCatalog
+    from intake_resonance.datasets.open import open_run_dataset
+    from intake_resonance.faces.intake_drivers import BeamtimeCatalog
 
     path = demo.write_demo(tmp_path, frame_shape=(16, 16))
     demo.summarize(path)

@@ -12,8 +12,8 @@ import pytest
 import zarr
 from conftest import T0, write_rsoxs
 
-from intake_resonance import errors, records
-from intake_resonance.errors import (
+from intake_resonance.beamtime import errors, records
+from intake_resonance.beamtime.errors import (
     BadJSONError,
     BeamtimeDataError,
     BeamtimeError,
@@ -25,9 +25,9 @@ from intake_resonance.errors import (
     RunNotFoundError,
     StoreEscapeError,
 )
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 # --------------------------------------------------------------------- the family

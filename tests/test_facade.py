@@ -16,14 +16,14 @@ import pytest
 from conftest import BASELINE_KEYS, IMAGE_KEYS, T0, write_nexafs, write_rsoxs
 from pandas.testing import assert_frame_equal
 
-from intake_resonance.errors import (
+from intake_resonance.beamtime.errors import (
     BeamtimeError,
     BeamtimeFormatError,
     BeamtimeNotFoundError,
     FramesMissingError,
 )
-from intake_resonance.facade import Catalog, LazyImageSequence, Run, RunSummary, SampleMetadata
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.faces.facade import Catalog, LazyImageSequence, Run, RunSummary, SampleMetadata
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def records_table(events: list[tuple[int, float, dict[str, Any]]]) -> pd.DataFrame:
@@ -342,7 +342,7 @@ def test_table_refuses_an_event_whose_data_is_null(tmp_path, position):
             w.write_event({"a": seq}, time=T0 + seq, raw_data="null" if seq == position else None)
         w.close_run(time=T0 + 4)
     script = (
-        "import sys\nfrom intake_resonance.errors import BadJSONError\nfrom intake_resonance.facade import Catalog\n"
+        "import sys\nfrom intake_resonance.beamtime.errors import BadJSONError\nfrom intake_resonance.faces.facade import Catalog\n"
         "with Catalog(sys.argv[1]) as cat:\n    run = cat[sys.argv[2]]\n"
         "    try:\n        print(run.table().to_dict('list'))\n    except BadJSONError as exc:\n        print(exc)\n"
     )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from conftest import BASELINE_KEYS, IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs, write_rsoxs
 
-from intake_resonance import records
-from intake_resonance.format import Database
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.format import Database
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def test_fields_of_scalar_and_image_runs(tmp_path: Path) -> None:

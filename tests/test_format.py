@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from conftest import T0, write_nexafs, write_rsoxs
 
-from intake_resonance import records
-from intake_resonance.errors import (
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import (
     BeamtimeFormatError,
     FramesMissingError,
     StoreEscapeError,
 )
-from intake_resonance.format import (
+from intake_resonance.beamtime.format import (
     REQUIRED_COLUMNS,
     SCHEMA_VERSION,
     Database,
@@ -25,8 +25,8 @@ from intake_resonance.format import (
     open_zarr_array,
     zarr_path_for,
 )
-from intake_resonance.frames import FrameStack
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def test_zarr_path_for() -> None:

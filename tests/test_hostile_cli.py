@@ -20,8 +20,8 @@ import xarray as xr
 from conftest import T0, write_nexafs, write_rsoxs
 from hostile import beamtime_digest, cli_refuses, has_words, run_cli
 
-from intake_resonance.demo import write_demo
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.demo import write_demo
+from intake_resonance.tools.writer import BeamtimeWriter
 
 NAME = "bt"
 

@@ -17,10 +17,10 @@ from conftest import T0, write_nexafs
 from hostile import beamtime_digest, cli_refuses, has_words, run_cli
 
 from intake_resonance import Catalog
-from intake_resonance.check import check
-from intake_resonance.errors import BeamtimeFormatError
-from intake_resonance.format import Database
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import BeamtimeFormatError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.tools.check import check
+from intake_resonance.tools.writer import BeamtimeWriter
 
 CRAFTED = {
     # A view that reads exactly the real rows: a reader that used it would work, so only refusal passes.

@@ -19,8 +19,8 @@ import pytest
 from conftest import Written
 from hostile import FACES, beamtime_digest, cli_refuses, image_array, raises, run_cli, small_beamtime
 
-from intake_resonance.check import check
-from intake_resonance.errors import BeamtimeDataError, FrameDecodeError, FrameMismatchError, FramesMissingError
+from intake_resonance.beamtime.errors import BeamtimeDataError, FrameDecodeError, FrameMismatchError, FramesMissingError
+from intake_resonance.tools.check import check
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""The naming rule for hostile field names (intake_resonance.names)."""
+"""The naming rule for hostile field names (intake_resonance.beamtime.names)."""
 
 from __future__ import annotations
 
 import pytest
 
-from intake_resonance.names import ORIGINAL_NAME_ATTR, image_dims, is_safe, original_name, renamed_attrs, variable_names
+from intake_resonance.beamtime.names import ORIGINAL_NAME_ATTR, image_dims, is_safe, original_name, renamed_attrs, variable_names
 
 
 def _all_names(mapping: dict[str, str], images: list[str]) -> list[str]:
@@ -62,7 +62,7 @@ def hostile_bt(tmp_path):  # noqa: ANN001, ANN201
     import numpy as np
     from conftest import T0
 
-    from intake_resonance.writer import BeamtimeWriter
+    from intake_resonance.tools.writer import BeamtimeWriter
 
     path = tmp_path / "bt" / "beamtime.db"
     path.parent.mkdir()

@@ -8,7 +8,7 @@ import pytest
 from conftest import T0, write_rsoxs
 from hostile import beamtime_digest, cli_refuses
 
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import pytest
 from conftest import T0, write_nexafs, write_rsoxs
 from hostile import beamtime_digest
 
-from intake_resonance import records
-from intake_resonance.errors import BeamtimeError, SearchCriterionError
-from intake_resonance.format import Database
-from intake_resonance.intake_readers import RunCatalog
-from intake_resonance.sql_functions import json_equal, text_match
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import BeamtimeError, SearchCriterionError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.sql_functions import json_equal, text_match
+from intake_resonance.faces.intake_readers import RunCatalog
+from intake_resonance.tools.writer import BeamtimeWriter
 
 GROESSE = {"title": "Größe der Domänen", "Über": "ja", "edge": "C", "nested": {"Ölfilm": ["Ü", 1]}}
 
@@ -202,7 +202,7 @@ def test_tiled_full_text(bt: tuple[Path, dict[str, str]]) -> None:
     from tiled.queries import Eq, FullText, In
     from tiled.server.app import build_app
 
-    from intake_resonance.tiled import beamtime_tree
+    from intake_resonance.faces.tiled import beamtime_tree
 
     path, uids = bt
     with Context.from_app(build_app(beamtime_tree(path))) as ctx:

@@ -18,8 +18,8 @@ import pytest
 from conftest import Written
 from hostile import FACES, beamtime_digest, cli_refuses, image_array, nothing_opened_under, raises, run_cli, small_beamtime
 
-from intake_resonance.check import check
-from intake_resonance.errors import StoreEscapeError
+from intake_resonance.beamtime.errors import StoreEscapeError
+from intake_resonance.tools.check import check
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import pytest
 import xarray as xr
 from conftest import T0, write_nexafs, write_rsoxs
 
-from intake_resonance.dataset import open_run_dataset
-from intake_resonance.errors import BeamtimeNotFoundError, RunNotFoundError
-from intake_resonance.intake_drivers import BeamtimeCatalog, BeamtimesCatalog, RunSource
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import BeamtimeNotFoundError, RunNotFoundError
+from intake_resonance.datasets.open import open_run_dataset
+from intake_resonance.faces.intake_drivers import BeamtimeCatalog, BeamtimesCatalog, RunSource
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_counts_agree_everywhere_for_open_and_closed_runs(tmp_path):
         ds = cat[uid].to_dask()
         assert ds.attrs["num_events"] == total and ds.sizes["time"] == events
         assert sum(v.shape[0] for v in ds.data_vars.values() if v.ndim == 3) == n_frames
-    from intake_resonance.facade import Catalog
+    from intake_resonance.faces.facade import Catalog
 
     with Catalog(path) as c:  # the beamline's API keeps its column: 0 until the run closes
         assert c[live].num_events == 0 and c[nexafs].num_events == 1 + len(primary)
@@ -142,13 +142,13 @@ def test_counts_agree_everywhere_for_open_and_closed_runs(tmp_path):
 @pytest.mark.parametrize("lookup_cost", [0, 10**9])  # spans with fallback / one counting pass
 def test_counts_follow_the_events_not_the_column(tmp_path, monkeypatch, lookup_cost):
     """A gap in seq_num or a wrong runs.num_events: the committed events are counted, by either path."""
-    from intake_resonance.records import summary
+    from intake_resonance.beamtime.records import summary
 
     monkeypatch.setattr(summary, "_LOOKUP_COST", lookup_cost)
     import sqlite3
 
-    from intake_resonance import records
-    from intake_resonance.format import Database
+    from intake_resonance.beamtime import records
+    from intake_resonance.beamtime.format import Database
 
     path = tmp_path / "bt.db"
     with BeamtimeWriter(path) as w:
@@ -336,8 +336,8 @@ def test_discover_reads_no_event_table(five, tmp_path, monkeypatch):
     cases = [(path, u, "primary") for u in uids] + [(path, uids[0], "baseline"), (odd, odd_uid, "primary")]
     expected = [_layout_of(open_run_dataset(p, u, s)) for p, u, s in cases]
 
-    import intake_resonance.build as build_mod
-    import intake_resonance.records as records_mod
+    import intake_resonance.beamtime.records as records_mod
+    import intake_resonance.datasets.build as build_mod
 
     calls = []
 

@@ -20,13 +20,12 @@ from intake.readers.entry import Catalog
 from intake.readers.search import Text
 
 import intake_resonance
-from intake_resonance import dataset, records
-from intake_resonance.cli import cli
-from intake_resonance.demo import write_demo
-from intake_resonance.errors import BeamtimeError, BeamtimeFormatError, BeamtimeNotFoundError, RunNotFoundError
-from intake_resonance.format import Database
-from intake_resonance.intake_drivers import RunSource
-from intake_resonance.intake_readers import (
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import BeamtimeError, BeamtimeFormatError, BeamtimeNotFoundError, RunNotFoundError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.datasets import open as dataset
+from intake_resonance.faces.intake_drivers import RunSource
+from intake_resonance.faces.intake_readers import (
     Beamtime,
     BeamtimeFolder,
     BeamtimeFolderReader,
@@ -36,7 +35,9 @@ from intake_resonance.intake_readers import (
     RunTreeReader,
     folder_catalog,
 )
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.tools.cli import cli
+from intake_resonance.tools.demo import write_demo
+from intake_resonance.tools.writer import BeamtimeWriter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -353,7 +354,7 @@ def test_import_intake_stays_light(tmp_path):
         """
         import sys, intake
         heavy = [m for m in ("xarray", "dask", "zarr", "numpy", "pandas") if m in sys.modules]
-        print("loaded" if "intake_resonance.intake_readers" in sys.modules else "missing", heavy)
+        print("loaded" if "intake_resonance.faces.intake_readers" in sys.modules else "missing", heavy)
         """,
         tmp_path,
     )
@@ -369,7 +370,7 @@ def test_broken_dependency_only_warns(bt, tmp_path):
     done = _python(
         f"""
         import intake
-        from intake_resonance.intake_readers import Beamtime, RunReader
+        from intake_resonance.faces.intake_readers import Beamtime, RunReader
         assert Beamtime in intake.readers.datatypes.recommend({str(path)!r})
         try:
             RunReader({str(path)!r}, uid={uids[0]!r}).read()
@@ -386,4 +387,4 @@ def test_broken_dependency_only_warns(bt, tmp_path):
     (shim / "intake_resonance" / "__init__.py").write_text("raise ImportError('broken install')\n")
     done = _python("import intake; print(intake.readers.datatypes.SQLite.__name__)", tmp_path, shim)
     assert done.returncode == 0 and done.stdout.strip() == "SQLite"
-    assert "intake_resonance.intake_readers" in done.stderr and "broken install" in done.stderr
+    assert "intake_resonance.faces.intake_readers" in done.stderr and "broken install" in done.stderr

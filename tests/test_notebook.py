@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from intake_resonance import demo
+from intake_resonance.tools import demo
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -9,10 +9,10 @@ import pytest
 from conftest import T0, write_nexafs, write_rsoxs
 from matplotlib.figure import Figure
 
-from intake_resonance import demo
-from intake_resonance.dataset import open_run_dataset
-from intake_resonance.plot import NothingToPlotError, grid_axes, plot_run
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.analysis.plot import NothingToPlotError, grid_axes, plot_run
+from intake_resonance.datasets.open import open_run_dataset
+from intake_resonance.tools import demo
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 @pytest.fixture(scope="module")

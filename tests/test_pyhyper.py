@@ -14,12 +14,12 @@ import pytest
 import xarray as xr
 from conftest import T0
 
-from intake_resonance.dataset import open_run_dataset
-from intake_resonance.demo import write_demo
-from intake_resonance.errors import BeamtimeError, LayoutError
-from intake_resonance.format import zarr_path_for
-from intake_resonance.pyhyper import detector_geometry, to_pyhyper
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.analysis.pyhyper import detector_geometry, to_pyhyper
+from intake_resonance.beamtime.errors import BeamtimeError, LayoutError
+from intake_resonance.beamtime.format import zarr_path_for
+from intake_resonance.datasets.open import open_run_dataset
+from intake_resonance.tools.demo import write_demo
+from intake_resonance.tools.writer import BeamtimeWriter
 
 KEYS = {
     "energy_position": {"dtype": "number", "units": "eV", "source": "motor"},

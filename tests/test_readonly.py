@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from conftest import T0, write_nexafs, write_rsoxs
 
-from intake_resonance import records
-from intake_resonance.errors import BeamtimeFormatError
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import BeamtimeFormatError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.tools.writer import BeamtimeWriter
 
 NOBODY = 65534
 

@@ -13,10 +13,10 @@ from conftest import BASELINE_KEYS, IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from intake_resonance import records
-from intake_resonance.format import Database
-from intake_resonance.records import MISSING
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.records import MISSING
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def test_missing_is_a_picklable_singleton() -> None:

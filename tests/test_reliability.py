@@ -28,9 +28,8 @@ import xarray as xr
 import zarr
 from conftest import IMAGE_KEYS, T0, Written, write_nexafs, write_rsoxs
 
-from intake_resonance import records
-from intake_resonance.check import check
-from intake_resonance.errors import (
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import (
     BadJSONError,
     BeamtimeError,
     BeamtimeFormatError,
@@ -40,11 +39,12 @@ from intake_resonance.errors import (
     FramesMissingError,
     StoreEscapeError,
 )
-from intake_resonance.facade import Catalog
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
-from intake_resonance.intake_drivers import BeamtimeCatalog
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.faces.facade import Catalog
+from intake_resonance.faces.intake_drivers import BeamtimeCatalog
+from intake_resonance.tools.check import check
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 # ------------------------------------------------------------------------ the faces

@@ -10,9 +10,9 @@ import pytest
 from conftest import T0, write_nexafs
 
 from intake_resonance import Catalog
-from intake_resonance.errors import BeamtimeNotFoundError
-from intake_resonance.format import Database
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import BeamtimeNotFoundError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 def _write(path: Path, n_runs: int) -> list[str]:

@@ -1,8 +1,8 @@
 import numpy as np
 
-from intake_resonance import records
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
 
 
 def test_round_trip_scalars_and_frames(beamtime):

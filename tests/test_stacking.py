@@ -10,11 +10,11 @@ import pytest
 from conftest import IMAGE_KEYS, T0
 from dask.array import PerformanceWarning
 
-from intake_resonance.dataset import open_run_dataset
-from intake_resonance.errors import LayoutError
-from intake_resonance.intake_drivers import BeamtimeCatalog
-from intake_resonance.stacking import stack_runs
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime.errors import LayoutError
+from intake_resonance.datasets.open import open_run_dataset
+from intake_resonance.datasets.stacking import stack_runs
+from intake_resonance.faces.intake_drivers import BeamtimeCatalog
+from intake_resonance.tools.writer import BeamtimeWriter
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_runs_without_frames_pad_lazily_without_chunk_warnings(beamtime):
 def test_alike_runs_stack_as_xarray_concat_does(tmp_path, monkeypatch):
     import xarray as xr
 
-    import intake_resonance.stacking as stacking
+    import intake_resonance.datasets.stacking as stacking
 
     path = tmp_path / "alike.db"
     with BeamtimeWriter(path, seed=9) as w:

@@ -27,13 +27,13 @@ from tiled.client.utils import ClientError  # noqa: E402
 from tiled.queries import Comparison, Contains, Eq, FullText, In, KeyLookup, NotEq  # noqa: E402
 from tiled.server.app import build_app, build_app_from_config  # noqa: E402
 
-from intake_resonance.dataset import open_run_dataset  # noqa: E402
-from intake_resonance.errors import BeamtimeFormatError  # noqa: E402
-from intake_resonance.format import Database  # noqa: E402
-from intake_resonance.frames import FrameStack  # noqa: E402
-from intake_resonance.intake_drivers import BeamtimeCatalog  # noqa: E402
-from intake_resonance.tiled import beamtime_tree, folder_tree  # noqa: E402
-from intake_resonance.writer import BeamtimeWriter  # noqa: E402
+from intake_resonance.beamtime.errors import BeamtimeFormatError  # noqa: E402
+from intake_resonance.beamtime.format import Database  # noqa: E402
+from intake_resonance.beamtime.frames import FrameStack  # noqa: E402
+from intake_resonance.datasets.open import open_run_dataset  # noqa: E402
+from intake_resonance.faces.intake_drivers import BeamtimeCatalog  # noqa: E402
+from intake_resonance.faces.tiled import beamtime_tree, folder_tree  # noqa: E402
+from intake_resonance.tools.writer import BeamtimeWriter  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Using `httpx` with `starlette.testclient`")
 
@@ -223,7 +223,7 @@ def test_renamed_image_field_served_by_its_frames(tmp_path: Path, monkeypatch: p
 @pytest.fixture
 def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every run opened as a Dataset, by uid."""
-    import intake_resonance.tiled.streams as streams
+    import intake_resonance.faces.tiled.streams as streams
 
     seen: list[str] = []
     original = streams.open_run_dataset
@@ -397,10 +397,10 @@ def test_whole_beamtime_download_refused(bt: dict[str, Any], client: Any) -> Non
 def test_tiled_serve_config_entry_points(bt: dict[str, Any]) -> None:
     config = {
         "trees": [
-            {"path": "/bt", "tree": "intake_resonance.tiled:beamtime_tree", "args": {"path": str(bt["path"])}},
-            {"path": "/folder", "tree": "intake_resonance.tiled:folder_tree", "args": {"folder": str(bt["path"].parent), "ttl": 5}},
+            {"path": "/bt", "tree": "intake_resonance.faces.tiled:beamtime_tree", "args": {"path": str(bt["path"])}},
+            {"path": "/folder", "tree": "intake_resonance.faces.tiled:folder_tree", "args": {"folder": str(bt["path"].parent), "ttl": 5}},
         ],
-        "access_control": {"access_policy": "intake_resonance.tiled:KeyRequired", "args": {}},
+        "access_control": {"access_policy": "intake_resonance.faces.tiled:KeyRequired", "args": {}},
     }
     with Context.from_app(build_app_from_config(config)) as ctx:
         c = from_context(ctx)
@@ -476,7 +476,7 @@ def test_serve_command(bt: dict[str, Any]) -> None:
 def test_serve_refuses_bad_input(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from intake_resonance.cli import cli
+    from intake_resonance.tools.cli import cli
 
     (tmp_path / "x.db").write_bytes(b"garbage" * 20)
     runner = CliRunner()

@@ -11,10 +11,10 @@ import pytest
 import zarr
 from conftest import IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs, write_rsoxs
 
-from intake_resonance import records
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.tools.writer import BeamtimeWriter
 
 # FORMAT.md, table by table: (name, declared type, notnull, pk)
 SPEC_COLUMNS = {

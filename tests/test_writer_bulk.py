@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import NEXAFS_KEYS, T0
 
-from intake_resonance import records
-from intake_resonance.format import Database
-from intake_resonance.writer import BeamtimeWriter
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.format import Database
+from intake_resonance.tools.writer import BeamtimeWriter
 
 EVENTS = [
     {"energy_position": 280.0, "i0": 1.0, "photodiode": 0.5},

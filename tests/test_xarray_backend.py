@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from intake_resonance.dataset import FrameArray, open_run_dataset
-from intake_resonance.errors import RunNotFoundError
-from intake_resonance.xarray_backend import ResonanceBackendEntrypoint, split_group
+from intake_resonance.beamtime.errors import RunNotFoundError
+from intake_resonance.datasets.open import FrameArray, open_run_dataset
+from intake_resonance.faces.xarray_backend import ResonanceBackendEntrypoint, split_group
 
 
 @pytest.mark.parametrize("form", ["{uid}", "/{uid}", "{uid}/primary", "{p}", "/{p}/primary/"])

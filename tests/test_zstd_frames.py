@@ -12,16 +12,16 @@ import pytest
 import zarr
 from conftest import T0
 
-from intake_resonance import records
-from intake_resonance.errors import FrameDecodeError, FramesMissingError
-from intake_resonance.format import Database
-from intake_resonance.frames import FrameStack
-from intake_resonance.store import BeamtimeStore
-from intake_resonance.writer import BeamtimeWriter
-from intake_resonance.zstd_frames import ZstdFrames, decode_threads, layout_mismatch, zstd_content_size
+from intake_resonance.beamtime import records
+from intake_resonance.beamtime.errors import FrameDecodeError, FramesMissingError
+from intake_resonance.beamtime.format import Database
+from intake_resonance.beamtime.frames import FrameStack
+from intake_resonance.beamtime.store import BeamtimeStore
+from intake_resonance.beamtime.zstd_frames import ZstdFrames, decode_threads, layout_mismatch, zstd_content_size
+from intake_resonance.tools.writer import BeamtimeWriter
 
 N = 9
-LOGGER = "intake_resonance.zstd_frames"
+LOGGER = "intake_resonance.beamtime.zstd_frames"
 
 
 def _write(path: Path, frames: np.ndarray, zarr_format: int = 3, order: list[int] | None = None) -> str:

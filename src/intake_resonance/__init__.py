@@ -10,50 +10,55 @@ Importing the package loads nothing but this file: each public name is
 imported from its module on first use, so ``import intake_resonance`` stays
 fast and xarray's engine discovery does not pull in intake, matplotlib or
 the command line.
+
+The sub-packages are the layers, lowest first (:mod:`.layers`): ``beamtime``
+(files on disk), ``datasets`` (a run as a Dataset), ``analysis``, ``faces``
+(xarray, intake, tiled, the beamline's API) and ``tools`` (CLI, demo,
+writer, checker).
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("intake-resonance")
-except PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+from . import _moved
+from ._version import __version__ as __version__
+
+# Paths from before the layer folders (intake_resonance.facade, ...) keep working.
+_moved.install()
 
 #: Public name -> the module (relative to this package) that defines it.
 _LAZY: dict[str, str] = {
-    "BadJSONError": "errors",
-    "BeamtimeBusyError": "errors",
-    "BeamtimeDataError": "errors",
-    "BeamtimeError": "errors",
-    "BeamtimeFormatError": "errors",
-    "BeamtimeNotFoundError": "errors",
-    "FrameDecodeError": "errors",
-    "FrameIndexError": "errors",
-    "FrameMismatchError": "errors",
-    "FramesMissingError": "errors",
-    "RunNotFoundError": "errors",
-    "LayoutError": "errors",
-    "StoreEscapeError": "errors",
-    "SearchCriterionError": "errors",
-    "Finding": "check",
-    "check": "check",
-    "open_run_dataset": "dataset",
-    "open_run_tree": "dataset",
-    "Catalog": "facade",
-    "LazyImageSequence": "facade",
-    "Run": "facade",
-    "RunSummary": "facade",
-    "SampleMetadata": "facade",
-    "FrameStack": "frames",
-    "BeamtimeCatalog": "intake_drivers",
-    "BeamtimesCatalog": "intake_drivers",
-    "RunSource": "intake_drivers",
-    "stack_runs": "stacking",
-    "BeamtimeWriter": "writer",
+    "BadJSONError": "beamtime.errors",
+    "BeamtimeBusyError": "beamtime.errors",
+    "BeamtimeDataError": "beamtime.errors",
+    "BeamtimeError": "beamtime.errors",
+    "BeamtimeFormatError": "beamtime.errors",
+    "BeamtimeNotFoundError": "beamtime.errors",
+    "FrameDecodeError": "beamtime.errors",
+    "FrameIndexError": "beamtime.errors",
+    "FrameMismatchError": "beamtime.errors",
+    "FramesMissingError": "beamtime.errors",
+    "RunNotFoundError": "beamtime.errors",
+    "LayoutError": "beamtime.errors",
+    "StoreEscapeError": "beamtime.errors",
+    "SearchCriterionError": "beamtime.errors",
+    "Finding": "tools.check",
+    "check": "tools.check",
+    "open_run_dataset": "datasets.open",
+    "open_run_tree": "datasets.open",
+    "Catalog": "faces.facade",
+    "LazyImageSequence": "faces.facade",
+    "Run": "faces.facade",
+    "RunSummary": "faces.facade",
+    "SampleMetadata": "faces.facade",
+    "FrameStack": "beamtime.frames",
+    "BeamtimeCatalog": "faces.intake_drivers",
+    "BeamtimesCatalog": "faces.intake_drivers",
+    "RunSource": "faces.intake_drivers",
+    "stack_runs": "datasets.stacking",
+    "BeamtimeWriter": "tools.writer",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

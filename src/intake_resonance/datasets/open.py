@@ -1,0 +1,219 @@
+"""One run and one stream as an :class:`xarray.Dataset`: the one builder every face uses.
+
+Every way in (intake, the ``resonance`` engine, DataTrees, stacking, the
+command line, tiled, intake 2) ends in :func:`open_run_dataset`, which opens
+the run through xarray's own ``open_dataset`` machinery with our engine.
+The engine calls :func:`~intake_resonance.datasets.build.build_run_dataset` (module
+``build``; attributes in ``attrs``, ``discover()``'s cheap layout in
+``layout``), so a run opened through any face has the same variables,
+attributes, chunks and dask names. Names from those modules are re-exported
+here.
+
+Layout (see the design notes): a ``time`` dimension with one row per event in
+``seq_num`` order, coordinates ``time`` (datetime64[ns], UTC) and ``seq_num``;
+one variable per scalar field; one lazy variable per image field with dims
+``(time, <field>_x, <field>_y)``. Attributes are netCDF-safe.
+
+Typing rules for scalar fields, applied to the values present (a missing
+field and a JSON ``null`` are treated alike):
+
+- all integers -> int64; with gaps -> float64 with NaN;
+- any float (or ints and floats) -> float64, gaps NaN;
+- all booleans -> bool; with gaps -> float64 (1.0 / 0.0 / NaN);
+- strings -> str; with gaps -> object (xarray shows the gaps as NaN);
+- equal-length lists -> a 2-D variable ``(time, <field>_dim_0)``;
+- anything else (mixed kinds, ragged lists) -> object, values as stored.
+
+A field's variable is named after it, unless the name is unsafe or taken
+(``time``, ``seq_num``, a frame dimension, ``/``, NUL, empty): then
+:func:`~intake_resonance.beamtime.names.variable_names` gives it a safe, unique name
+and its ``field_name`` attribute keeps the name as stored.
+
+A declared field that no event carries gets no variable. A declared image
+field without any frame keeps its variable (all NaN) when its descriptor
+gives a 2-D ``shape``.
+
+Dask names
+----------
+:func:`open_run_dataset` opens a :class:`RunLocation` through the engine and
+chunks the frame variables by their ``preferred_chunks`` (what xarray does
+with ``chunks={}``), naming them from the location's token: the resolved
+``.db`` path, the run, the stream and a digest of the frame references that
+were read. So the names are the same through every face and change as soon
+as a live run gains events (the ``.db`` modification time is not enough: a
+commit in WAL mode leaves it alone). A direct
+``xr.open_dataset("bt.db", engine="resonance", chunks={})`` gets the same
+chunks, named by xarray's own rule for paths (path and modification time).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import xarray as xr
+from dask.base import tokenize
+
+from ..beamtime import records
+from ..beamtime.format import Database
+from .attrs import netcdf_safe, run_attrs
+from .build import FrameArray, build_run, build_run_dataset, frame_chunks
+from .engine import RunEngine
+from .groups import Opener, run_groups, stream_names
+from .layout import run_layout
+from .location import RunLocation, open_database
+
+__all__ = [
+    "FrameArray",
+    "RunLocation",
+    "build_run",
+    "build_run_dataset",
+    "frame_chunks",
+    "netcdf_safe",
+    "open_database",
+    "open_run_dataset",
+    "open_run_datasets",
+    "open_run_tree",
+    "run_attrs",
+    "run_groups",
+    "run_layout",
+    "stream_names",
+]
+
+
+def open_run_dataset(
+    beamtime: Database | str | os.PathLike[str],
+    uid: str,
+    stream: str = "primary",
+    *,
+    chunks: Any = None,
+    drop_variables: Iterable[Hashable] | str | None = None,
+) -> xr.Dataset:
+    """Open one stream of one run as an :class:`xarray.Dataset` with dask-backed frames.
+
+    Parameters
+    ----------
+    beamtime : Database or path
+        The beamtime's ``.db`` (opened read-only; a path is opened and closed
+        here, a ``Database`` stays open and belongs to the caller).
+    uid : str
+        The run's uid or a unique prefix of 6+ characters.
+    stream : str
+        Stream name (default ``"primary"``).
+    chunks : int, tuple, dict or "auto", optional
+        Dask chunks of the image variables (see :func:`frame_chunks`);
+        default: whole frames grouped to about ``dask.config["array.chunk-size"]``.
+    drop_variables : str or iterable of str, optional
+        Variables not to build (their frames are never touched).
+
+    Returns
+    -------
+    xarray.Dataset
+        Frames are not read: image variables are dask arrays. The Dataset
+        holds no open connection; ``ds.close()`` lets its frame readers drop
+        the Zarr arrays they opened.
+
+    Raises
+    ------
+    RunNotFoundError
+        Unknown or ambiguous uid, or a stream the (closed) run does not have.
+    BeamtimeError
+        Any broken row met while building (bad JSON names its seq_num).
+    """
+    drop = _drop_names(drop_variables)
+    with open_database(beamtime) as db:
+        location = RunLocation(db, records.resolve_uid(db, uid), stream)
+        ds = xr.open_dataset(location, engine=RunEngine, cache=False, frame_chunks=chunks, drop_variables=drop)
+    return _chunk_frames(ds, location)
+
+
+def open_run_datasets(
+    beamtime: Database | str | os.PathLike[str],
+    uids: Iterable[str],
+    stream: str = "primary",
+    *,
+    chunks: Any = None,
+    drop_variables: Iterable[Hashable] | str | None = None,
+) -> list[xr.Dataset]:
+    """Several runs of one beamtime, each the Dataset :func:`open_run_dataset` gives.
+
+    For stacking and other many-run reads: the beamtime is opened once and
+    each run is built by the same engine call (:func:`build_run`) and
+    finished the same way, without going through ``xr.open_dataset`` per run
+    (whose bookkeeping costs as much as building a short run). Variables,
+    attributes, ``encoding["source"]``, chunks and dask names are those of
+    :func:`open_run_dataset`.
+
+    Parameters
+    ----------
+    beamtime : Database or path
+    uids : iterable of str
+        Full uids or unique prefixes of 6+ characters.
+    stream, chunks, drop_variables
+        As :func:`open_run_dataset`.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        In the order of ``uids``.
+    """
+    drop = _drop_names(drop_variables)
+    out = []
+    with open_database(beamtime) as db:
+        for uid in uids:
+            location = RunLocation(db, records.resolve_uid(db, uid), stream)
+            ds, stacks = build_run(db, location.uid, stream, drop_variables=drop, chunks=chunks)
+            location.revision = tokenize(*stacks)  # as the engine does
+            out.append(_chunk_frames(_as_opened(ds, location), location))
+    return out
+
+
+def _drop_names(drop_variables: Iterable[Hashable] | str | None) -> list[str]:
+    return [drop_variables] if isinstance(drop_variables, str) else [str(v) for v in drop_variables or ()]
+
+
+def _as_opened(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
+    # What xr.open_dataset adds to the engine's Dataset that outlives chunking:
+    # the source path in encoding (its copy-on-write wrappers end up behind
+    # dask or loaded either way).
+    ds.encoding["source"] = os.path.abspath(location.path)
+    return ds
+
+
+def _chunk_frames(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
+    # The engine's lazy arrays become dask arrays by each frame variable's
+    # preferred_chunks (what xarray does with chunks={}), named from the
+    # location's token; scalar columns, read already, stay NumPy. Done here
+    # rather than by xarray's chunks={}, which would also wrap every scalar
+    # column in dask only for us to compute it again.
+    token = tokenize(location)
+    for name, var in ds.variables.items():
+        preferred = var.encoding.get("preferred_chunks")
+        if preferred is None:
+            var.load()
+        else:
+            sizes = {d: preferred[d] for d in var.dims}
+            # inline_array: one task per chunk read, not a shared array key each read waits on.
+            kwargs = {"name": f"resonance-{name}-{tokenize(token, sizes)}", "inline_array": True}
+            var.data = var.chunk(sizes, from_array_kwargs=kwargs).data
+    return ds
+
+
+def open_run_tree(beamtime: Database | str | os.PathLike[str], uid: str, *, chunks: Any = None) -> xr.DataTree:
+    """All streams of one run as a :class:`xarray.DataTree` (``/<stream>`` nodes, run attrs at the root).
+
+    Each stream is opened by :func:`open_run_dataset`, so its variables and
+    dask names equal a single stream's.
+    """
+    with open_database(beamtime) as db:
+        return xr.DataTree.from_dict(run_groups(db, records.resolve_uid(db, uid), prefix="", opener=_dask_opener(chunks)))
+
+
+def _dask_opener(chunks: Any) -> Opener:
+    def opener(db: Database, uid: str, stream: str, drop_variables: Iterable[Hashable] | None) -> xr.Dataset:
+        return open_run_dataset(db, uid, stream, chunks=chunks, drop_variables=drop_variables)
+
+    return opener
+
+

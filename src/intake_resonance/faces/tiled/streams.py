@@ -1,0 +1,188 @@
+"""Run and stream nodes: a run's metadata and streams, a stream as tiled's xarray dataset.
+
+Every variable comes from the one builder (:func:`..dataset.open_run_dataset`);
+each image variable with frames is served by a :class:`FrameArrayAdapter`
+over a :class:`..frames.FrameStack` built from :func:`..records.frame_refs`,
+one frame per block, so a block request reads only its frame.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+from tiled.adapters.array import ArrayAdapter
+from tiled.adapters.xarray import DatasetAdapter
+from tiled.ndslice import NDBlock
+from tiled.structures.array import ArrayStructure, BuiltinDtype
+from tiled.structures.core import Spec
+
+from ...beamtime import records
+from ...beamtime.errors import BeamtimeDataError
+from ...beamtime.format import Database
+from ...beamtime.frames import FrameStack
+from ...beamtime.names import image_dims, original_name
+from ...datasets.open import open_run_dataset, run_attrs
+from ._http import bad_request, public_attrs, served
+
+__all__ = ["FrameArrayAdapter", "StreamMap", "run_metadata", "stream_dataset"]
+
+def _variable_adapter(name: str, var: Any, spec: str) -> ArrayAdapter:
+    """A scalar column (or a lazy all-NaN frame variable) as a tiled array."""
+    data = var.data
+    if getattr(data, "dtype", None) == np.dtype(object):
+        # tiled serves no object arrays: strings with gaps (None -> "") and
+        # mixed values (as JSON text) become fixed-width text.
+        data = np.array([v if isinstance(v, str) else "" if v is None else orjson.dumps(v).decode() for v in data])
+    return ArrayAdapter.from_array(data, dims=tuple(var.dims), metadata={"attrs": dict(var.attrs)}, specs=[Spec(spec)])
+
+
+class FrameArrayAdapter(ArrayAdapter):
+    """An image field's frames as a tiled array, one frame per block.
+
+    Every read goes through the field's :class:`~intake_resonance.beamtime.frames.FrameStack`,
+    which reads only the frames asked for.
+    """
+
+    def __init__(self, stack: FrameStack, dims: tuple[str, ...], attrs: dict[str, Any]) -> None:
+        n, x, y = stack.shape
+        structure = ArrayStructure(
+            data_type=BuiltinDtype.from_numpy_dtype(np.dtype(stack.dtype)),
+            shape=stack.shape,
+            chunks=((1,) * n if n else (0,), (x,), (y,)),
+            dims=dims,
+        )
+        super().__init__(stack, structure, metadata={"attrs": attrs}, specs=[Spec("xarray_data_var")])
+        self.stack = stack
+
+    def read(self, slice: Any = None) -> np.ndarray:  # noqa: A002 - tiled passes it by this name
+        """Frames (or a part of them) selected by ``slice``, as a NumPy array."""
+        key = tuple(slice) if slice else (builtins.slice(None),)
+        self._check_size(key)
+        with served():
+            return np.asarray(self.stack[key])
+
+    def read_block(self, block: Any, slice: Any = None) -> np.ndarray:  # noqa: A002
+        """One block (one frame), optionally sliced within it."""
+        whole = NDBlock(*block).slice_from_chunks(self.structure().chunks)
+        frames = self.read(whole)
+        return frames[tuple(slice)] if slice else frames
+
+    def _check_size(self, key: tuple[Any, ...]) -> None:
+        # tiled refuses an answer beyond its size limit only after reading it;
+        # refuse before reading hundreds of frames for nothing.
+        from tiled.server.settings import get_settings
+
+        shape = np.broadcast_to(np.empty((), dtype=bool), self.stack.shape)[key].shape
+        nbytes = math.prod(shape) * np.dtype(self.stack.dtype).itemsize
+        limit = get_settings().response_bytesize_limit
+        if nbytes > limit:
+            raise bad_request(
+                f"Response would exceed {limit} bytes ({nbytes}); read the frames block by block or slice them"
+            )
+
+
+def _frame_field(name: str, var: Any) -> str | None:
+    """The stored field name of an image variable (None for other variables)."""
+    if var.ndim == 3 and var.dims == ("time", *image_dims(name)):
+        return original_name(name, var.attrs)
+    return None
+
+
+def stream_dataset(db: Database, uid: str, stream: str, attempts: int = 3) -> DatasetAdapter:
+    """A stream's dataset node: the one builder's Dataset, its frames served through FrameStack.
+
+    The builder names, types and describes every variable; each image
+    variable's frames are then read through a :class:`FrameStack` of the
+    field's references, so a block request reads only its frames (the
+    builder's dask array is never computed).
+    """
+    for _ in range(attempts):
+        ds = open_run_dataset(db, uid, stream)
+        try:
+            seq_num = ds["seq_num"].values
+            contents: dict[str, ArrayAdapter] = {}
+            changed = False
+            for key, var in ds.data_vars.items():
+                name = str(key)
+                field = _frame_field(name, var)
+                refs = None if field is None else records.frame_refs(db, uid, field, stream)
+                if field is None or refs is None or refs.frame_shape is None:
+                    # scalars, and a declared image field without frames (all NaN)
+                    contents[name] = _variable_adapter(name, var, "xarray_data_var")
+                elif not np.array_equal(refs.seq_num, seq_num):
+                    changed = True  # a commit landed between the two reads: read again
+                    break
+                else:
+                    stack = FrameStack(db.zarr_path, refs, db.path, run=uid, stream=stream, field=field)
+                    contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs))
+            for key, var in ds.coords.items():
+                contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
+            attrs = public_attrs(ds.attrs)
+        finally:
+            ds.close()
+        if not changed:
+            return DatasetAdapter(contents, metadata={"attrs": attrs}, specs=[Spec("xarray_dataset")])
+    raise BeamtimeDataError("the run kept changing while it was read; try again", db.path, run=uid, stream=stream)
+
+
+class StreamSource(Protocol):
+    """Where a run's stream nodes come from (the served beamtime, which caches them)."""
+
+    def stream_node(self, uid: str, stream: str) -> DatasetAdapter: ...
+
+
+class StreamMap(Mapping[str, DatasetAdapter]):
+    """A run's streams, each built when first asked for."""
+
+    def __init__(self, source: StreamSource, uid: str, streams: list[str]) -> None:
+        self._source, self._uid, self._streams = source, uid, streams
+
+    def __getitem__(self, name: str) -> DatasetAdapter:
+        if name not in self._streams:
+            raise KeyError(name)
+        with served():
+            return self._source.stream_node(self._uid, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._streams)
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+
+def run_metadata(db: Database, run: records.RunRecord, streams: list[str]) -> dict[str, Any]:
+    """A run node's metadata: the run row, Bluesky-like start/stop documents, sample, attrs."""
+    sample = records.get_sample(db, run.sample_id)
+    user = run.metadata(db)
+    start = {**user, "uid": run.uid, "time": run.time_start, "plan_name": run.plan_name}
+    for key, value in (("operator", run.operator), ("sample_name", run.sample_name)):
+        if value is not None:
+            start[key] = value
+    stop = None
+    if run.time_stop is not None:
+        stop = {"run_start": run.uid, "time": run.time_stop, "exit_status": run.exit_status, "num_events": run.num_events}
+    return {
+        "uid": run.uid,
+        "plan_name": run.plan_name,
+        "sample_name": run.sample_name,
+        "operator": run.operator,
+        "time_start": run.time_start,
+        "time_stop": run.time_stop,
+        "exit_status": run.exit_status,
+        "num_events": run.num_events,
+        "streams": streams,
+        "sample": None if sample is None else {
+            "name": sample.name, "formula": sample.formula, "serial": sample.serial, "tags": sample.tags,
+            "beamline_pos": sample.beamline_pos, "extra": sample.extra,
+        },
+        "metadata": user,
+        "start": start,
+        "stop": stop,
+        "attrs": public_attrs(run_attrs(db, run)),
+    }
+
