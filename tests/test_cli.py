@@ -254,7 +254,7 @@ def test_check_missing_file_is_bad_input(runner: CliRunner, tmp_path: Path) -> N
 def test_export_round_trips(runner: CliRunner, beamtime_path: Written, tmp_path: Path, suffix: str, engine: str) -> None:
     uid = beamtime_path.uids["rsoxs"]
     out = tmp_path / f"run{suffix}"
-    result = _run(runner, "export", beamtime_path.path, uid[:8], "-o", out)
+    result = _run(runner, "export", beamtime_path.path, uid[:8], "-o", out, "--progress")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert "5/5" in result.stderr  # the progress bar counted every frame
@@ -379,6 +379,65 @@ def test_console_script_one_line_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"intake-resonance: error: {tmp_path / 'nope.db'}: beamtime database does not exist"]
+
+
+def _console(*args: object, stderr: int | None = subprocess.PIPE) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "intake_resonance.tools.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_progress_only_on_a_terminal(beamtime: Written, tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    uid = beamtime.uids["rsoxs"]
+    piped = _console("export", beamtime.path, uid, "-o", tmp_path / "a.nc")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == ""  # a script or CI log gets no bar
+    forced = _console("export", beamtime.path, uid, "-o", tmp_path / "b.nc", "--progress")
+    assert "5/5" in forced.stderr
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    try:
+        tty = _console("export", beamtime.path, uid, "-o", tmp_path / "c.nc", stderr=follower)
+        os.close(follower)
+        follower = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert tty.returncode == 0
+    assert b"5/5" in drawn  # on a terminal, the bar is there by default
+
+
+def test_a_failed_export_is_one_line_on_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "refs.db"
+    with BeamtimeWriter(path, seed=3) as w:
+        uid, _, _ = write_rsoxs(w, T0, n=3)
+        w.connection.execute("UPDATE image_refs SET index_in_stack = 9 WHERE index_in_stack = 1")
+        w.connection.commit()
+    proc = _console("export", path, uid, "-o", tmp_path / "run.nc")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("intake-resonance: error: ") and uid in line and "index_in_stack 9" in line
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import click
 from .._version import __version__
 from ..beamtime.errors import BeamtimeError
 from .cli_output import EXIT_BAD_INPUT, BadInput
+from .cli_output import progress_option as co_progress_option
 
 __all__ = ["cli", "main"]
 
@@ -329,9 +330,9 @@ def _run_uid(ds: Any, uid: str) -> str:
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Output .nc or .zarr.")
 @click.option("--stream", default="primary", show_default=True, help="Stream to export.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: bool) -> None:
-    """Write run UID of beamtime PATH to OUT (.nc netCDF or .zarr), with a progress bar over the frames."""
+@co_progress_option
+def export(path: Path, uid: str, out: Path, stream: str, force: bool, progress: bool) -> None:
+    """Write run UID of beamtime PATH to OUT (.nc netCDF or .zarr), with a progress bar over the frames on a terminal."""
     import dask
     from tqdm import tqdm
 
@@ -347,7 +348,7 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, quiet: boo
     partial = out.with_name(f".{out.name}.partial")
     co.remove(partial)
     total = co.frame_count(ds)
-    with tqdm(total=total, unit="frame", desc=out.name, disable=quiet or not total, file=sys.stderr) as bar:
+    with tqdm(total=total, unit="frame", desc=out.name, disable=not (progress and total), file=sys.stderr) as bar:
         # One chunk at a time (each chunk's frames still decode on every core): with a
         # thread pool, a chunk still being written after another failed can reopen the
         # file xarray just closed and leave a partial file behind.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "exportable",
     "first_line",
     "frame_count",
+    "progress_option",
     "reason",
     "refuse_beamtime_output",
     "refuse_inside_store",
@@ -46,6 +48,25 @@ class BadInput(click.ClickException):
     """Bad input found while a command runs: one line on stderr, exit status 2."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+def progress_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--progress/--no-progress`` (``-q`` is ``--no-progress``), passed to the command as ``progress``.
+
+    Unset, a progress bar is drawn only when stderr is a terminal: in a
+    script or a CI log, a failed command is then exactly its one error line.
+    """
+
+    def decide(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool:
+        return sys.stderr.isatty() if value is None else value
+
+    return click.option(
+        "--progress/--no-progress",
+        " /-q",
+        default=None,
+        callback=decide,
+        help="Draw a progress bar on stderr (default: only when stderr is a terminal; -q: never).",
+    )(command)
 
 
 def with_progress(ds: Any, update: Callable[[int], Any]) -> Any:
