@@ -1,0 +1,110 @@
+"""What every catalog face shares: naming, listing, counting and describing the runs of a beamtime.
+
+The intake v1 drivers, the intake 2 catalog and tiled translate their own
+calls into these functions, so a key, a search or the runs table means the
+same through each of them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..beamtime import records
+from ..beamtime.format import Database
+from ..beamtime.records import RunQuery
+
+__all__ = ["narrowed", "run_entry_metadata", "run_key", "run_keys", "runs_frame", "utc_times"]
+
+
+def run_key(db: Database, key: Any, listed: Sequence[str], query: RunQuery | None = None) -> str:
+    """The uid a catalog key names: a listed uid, an integer position in ``listed``, or a unique uid prefix.
+
+    Parameters
+    ----------
+    db : Database
+        The open beamtime.
+    key : str or int
+        A uid, a prefix of 6+ characters (among runs matching ``query``) or a
+        position (negative from the end) in ``listed``.
+    listed : sequence of str
+        The catalog's uids, oldest first.
+    query : RunQuery, optional
+        What the catalog is narrowed to; a prefix is resolved among its runs.
+
+    Raises
+    ------
+    TypeError
+        A ``bool`` key (almost surely a mistake), or a key of another type.
+    IndexError
+        A position out of range.
+    RunNotFoundError
+        An unknown, too short or ambiguous uid or prefix (a ``KeyError``).
+    """
+    if isinstance(key, (bool, np.bool_)):
+        raise TypeError("runs are indexed by uid, uid prefix or integer position, not bool")
+    if isinstance(key, numbers.Integral):
+        if not -len(listed) <= int(key) < len(listed):
+            raise IndexError(f"run position {int(key)} out of range for {len(listed)} runs in {db.path}")
+        return listed[int(key)]
+    if isinstance(key, str):
+        return records.resolve_uid(db, key, query)
+    raise TypeError(f"runs are indexed by uid, uid prefix or integer position, not {type(key).__name__}")
+
+
+def run_keys(db: Database, keys: Iterable[Any] | None, listed: Sequence[str], query: RunQuery | None = None) -> list[str]:
+    """:func:`run_key` of each key, in order; ``None`` means every listed run."""
+    if keys is None:
+        return list(listed)
+    known = set(listed)
+    return [k if isinstance(k, str) and k in known else run_key(db, k, listed, query) for k in keys]
+
+
+def run_entry_metadata(db: Database, uid: str, stream: str) -> dict[str, Any]:
+    """A catalog entry's metadata: ISO times and counts as every face shows them (:mod:`.records.summary`).
+
+    Empty when the run has gone since it was listed.
+    """
+    run = records.get_run(db, uid)
+    return {} if run is None else records.run_summary(db, run, stream)
+
+
+def narrowed(query: RunQuery, text: str | None = None, **criteria: Any) -> RunQuery:
+    """``query`` narrowed by search criteria (``text`` is the free-text criterion); all become SQL parameters."""
+    if text is not None:
+        criteria["text"] = text
+    return query.narrow(**criteria)
+
+
+def utc_times(seconds: Sequence[float | None]) -> pd.Series:
+    """Epoch seconds as ``datetime64[ns, UTC]`` (NaT for NULL), rounded as the Datasets' ``time`` is."""
+    ns = np.round(np.array([np.nan if t is None else t for t in seconds], dtype=np.float64) * 1e9)
+    return pd.Series(ns, dtype="float64").astype("Int64").astype("datetime64[ns]").dt.tz_localize("UTC")
+
+
+def runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.DataFrame:
+    """One row per run matching ``query``, oldest first.
+
+    Columns: uid, plan_name, sample, time_start, time_stop
+    (``datetime64[ns, UTC]``, NaT while a run is open), exit_status,
+    num_events (committed events of all streams, an open run's too),
+    stream_events and frames (of ``stream``: what the run's Dataset holds),
+    operator. The counts are defined in :mod:`intake_resonance.beamtime.records.summary`.
+    """
+    cols = records.runs_table(db, query)
+    counts = records.counts_table(db, query)
+    none = records.RunCounts()
+    per_run = [counts.get(uid, none) for uid in cols["uid"]]
+    cols["num_events"] = [c.num_events for c in per_run]
+    df = pd.DataFrame(cols)
+    for name in ("time_start", "time_stop"):
+        df[name] = utc_times(cols[name])
+    df["num_events"] = df["num_events"].astype("int64")
+    at = list(df.columns).index("num_events")
+    df.insert(at + 1, "stream_events", np.array([c.stream_events(stream) for c in per_run], np.int64))
+    df.insert(at + 2, "frames", np.array([c.stream_frames(stream) for c in per_run], np.int64))
+    return df
