@@ -18,7 +18,26 @@ from ..beamtime import records
 from ..beamtime.format import Database
 from ..beamtime.records import RunQuery
 
-__all__ = ["narrowed", "run_entry_metadata", "run_key", "run_keys", "runs_frame", "utc_times"]
+__all__ = ["narrowed", "run_entry_metadata", "run_key", "run_keys", "run_position", "runs_frame", "utc_times"]
+
+
+def run_position(key: Any, listed: Sequence[str], path: Any) -> str | None:
+    """The uid at an integer position (negative from the end) of ``listed``; None when ``key`` is no integer.
+
+    Raises
+    ------
+    TypeError
+        A ``bool`` key (almost surely a mistake).
+    IndexError
+        A position out of range (the message names ``path``, the beamtime).
+    """
+    if isinstance(key, (bool, np.bool_)):
+        raise TypeError("runs are indexed by uid, uid prefix or integer position, not bool")
+    if not isinstance(key, numbers.Integral):
+        return None
+    if not -len(listed) <= int(key) < len(listed):
+        raise IndexError(f"run position {int(key)} out of range for {len(listed)} runs in {path}")
+    return listed[int(key)]
 
 
 def run_key(db: Database, key: Any, listed: Sequence[str], query: RunQuery | None = None) -> str:
@@ -39,18 +58,15 @@ def run_key(db: Database, key: Any, listed: Sequence[str], query: RunQuery | Non
     Raises
     ------
     TypeError
-        A ``bool`` key (almost surely a mistake), or a key of another type.
+        A ``bool`` key, or a key neither text nor an integer.
     IndexError
         A position out of range.
     RunNotFoundError
         An unknown, too short or ambiguous uid or prefix (a ``KeyError``).
     """
-    if isinstance(key, (bool, np.bool_)):
-        raise TypeError("runs are indexed by uid, uid prefix or integer position, not bool")
-    if isinstance(key, numbers.Integral):
-        if not -len(listed) <= int(key) < len(listed):
-            raise IndexError(f"run position {int(key)} out of range for {len(listed)} runs in {db.path}")
-        return listed[int(key)]
+    uid = run_position(key, listed, db.path)
+    if uid is not None:
+        return uid
     if isinstance(key, str):
         return records.resolve_uid(db, key, query)
     raise TypeError(f"runs are indexed by uid, uid prefix or integer position, not {type(key).__name__}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +14,13 @@ from ..._version import __version__
 from ...beamtime import records
 from ...beamtime.format import Database
 from ...datasets import listing
+from ...datasets.entries import LazyEntries
 from ...datasets.open import open_run_datasets
 from ...datasets.stacking import stack_runs
 from ._fresh import FreshnessMixin
 from .run import RunSource
 
 __all__ = ["BeamtimeCatalog"]
-
-
-class _RunEntries(Mapping):
-    """Lazy mapping uid -> catalog entry; an entry is made on first access."""
-
-    def __init__(self, catalog: BeamtimeCatalog, uids: list[str]) -> None:
-        self._catalog = catalog
-        self._uids = uids
-        self._index = {u: i for i, u in enumerate(uids)}
-        self._made: dict[str, LocalCatalogEntry] = {}
-
-    def __getitem__(self, uid: str) -> LocalCatalogEntry:
-        if uid not in self._index:
-            raise KeyError(uid)
-        entry = self._made.get(uid)
-        if entry is None:
-            entry = self._made[uid] = self._catalog._make_entry(uid)
-        return entry
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._uids)
-
-    def __len__(self) -> int:
-        return len(self._uids)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._index
 
 
 class BeamtimeCatalog(FreshnessMixin, Catalog):
@@ -99,7 +72,7 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
             # reload() and the ttl refresh land here: a .db replaced since (rsync lands a
             # new inode) is read afresh; a deleted one raises BeamtimeNotFoundError.
             self._db.refresh()
-        self._entries = _RunEntries(self, records.list_uids(self.db, self._query))
+        self._entries = LazyEntries(records.list_uids(self.db, self._query), self._make_entry)
 
     def _make_entry(self, uid: str) -> LocalCatalogEntry:
         meta = listing.run_entry_metadata(self.db, uid, self.stream)
@@ -118,7 +91,7 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         """A run by uid, unique uid prefix (6+ characters) or integer position."""
         entries = self._get_entries()
         if not (isinstance(key, str) and key in entries):
-            key = listing.run_key(self.db, key, entries._uids, self._query)
+            key = listing.run_key(self.db, key, entries.uids, self._query)
             if key not in entries:  # written after the last reload
                 self.force_reload()
         return super().__getitem__(key)
@@ -178,7 +151,7 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         return stack_runs(self._datasets(runs, stream), dim=dim, by=by, **options)
 
     def _datasets(self, runs: list[Any] | None, stream: str | None) -> list[xr.Dataset]:
-        uids = listing.run_keys(self.db, runs, self._get_entries()._uids, self._query)
+        uids = listing.run_keys(self.db, runs, self._get_entries().uids, self._query)
         return open_run_datasets(self.db, uids, stream or self.stream, chunks=self.chunks)
 
     def close(self) -> None:
