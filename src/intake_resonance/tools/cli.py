@@ -217,7 +217,9 @@ def ls_(path: Path, plans: tuple[str, ...], samples: tuple[str, ...], since: flo
     if until is not None:
         criteria["until"] = until
     if path.is_dir():
-        beamtimes = sorted(path.glob("*.db"))
+        from ..beamtime.folder import beamtime_files
+
+        beamtimes = beamtime_files(path)
         if not beamtimes:
             raise BadInput(f"{path}: no beamtime (*.db) in this folder")
         width = max(len("beamtime"), *(len(db.stem) for db in beamtimes))
@@ -414,16 +416,17 @@ def catalog_yaml(folder: Path) -> str:
     """
     import yaml
 
+    from ..beamtime.folder import beamtime_files, folder_entry_name
+
     folder = folder.resolve()
     sources: dict[str, Any] = {}
-    for db in sorted(folder.glob("*.db")):
+    for db in beamtime_files(folder):
         sources[db.stem] = {
             "description": f"Beamtime {db.name} as a catalog of runs (oldest first)",
             "driver": "resonance_beamtime",
             "args": {"path": str(db)},
         }
-    folder_name = "beamtimes_folder" if "beamtimes" in sources else "beamtimes"
-    sources[folder_name] = {
+    sources[folder_entry_name(sources)] = {
         "description": f"Every beamtime in {folder} as a catalog of beamtime catalogs",
         "driver": "resonance_beamtimes",
         "args": {"path": str(folder)},

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from ._http import KeyRequired
-from .containers import DEFAULT_CACHE_SIZE, DEFAULT_TTL, BeamtimeAdapter, FolderAdapter
+from .containers import DEFAULT_CACHE_SIZE, DEFAULT_TTL, BeamtimeAdapter
+from .folder import FolderAdapter
 from .streams import FrameArrayAdapter
 
 __all__ = [
