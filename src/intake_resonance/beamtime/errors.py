@@ -7,6 +7,7 @@ stream, seq_num and field, so a message alone tells a user where to look.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BeamtimeError",
@@ -78,14 +79,16 @@ class BeamtimeError(Exception):
     def __str__(self) -> str:  # FileNotFoundError would otherwise print errno fields
         return str(self.args[0]) if self.args else self.message
 
-    def __reduce__(self):  # keep keyword context across pickling (dask workers)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword context across pickling (dask workers)
         return (
             _rebuild,
             (type(self), self.message, self.path, self.run, self.stream, self.seq_num, self.field),
         )
 
 
-def _rebuild(cls, message, path, run, stream, seq_num, field):  # noqa: ANN001, ANN202
+def _rebuild(
+    cls: type[BeamtimeError], message: str, path: Any, run: Any, stream: Any, seq_num: Any, field: Any
+) -> BeamtimeError:
     return cls(message, path, run=run, stream=stream, seq_num=seq_num, field=field)
 
 

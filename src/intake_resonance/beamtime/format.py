@@ -399,7 +399,7 @@ class Database:
                     f"table {table!r} lacks column(s) {', '.join(missing)}", self.path
                 )
         # Version 0 means "never stamped": treated as 1 once the tables are there.
-        return max(version, 1)
+        return max(int(version), 1)
 
     def _check_tables_are_tables(self, version: int) -> None:
         """Refuse a view, virtual table or generated column under a beamtime table's name.

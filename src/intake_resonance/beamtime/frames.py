@@ -174,7 +174,7 @@ class FrameStack:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def __dask_tokenize__(self) -> tuple:
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
         h = hashlib.sha1()
         for arr in (self.refs.seq_num, self.refs.group, self.refs.index):
             h.update(np.ascontiguousarray(arr).tobytes())

@@ -118,8 +118,8 @@ class FrameArray(BackendArray):
         self.dtype = stack.dtype
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.OUTER_1VECTOR, self.stack.__getitem__
+        return np.asarray(
+            indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER_1VECTOR, self.stack.__getitem__)
         )
 
 

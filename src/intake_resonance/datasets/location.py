@@ -12,7 +12,7 @@ from ..beamtime.format import Database
 __all__ = ["RunLocation", "open_database"]
 
 
-class RunLocation(os.PathLike):
+class RunLocation(os.PathLike[str]):
     """What :func:`open_run_dataset` hands to ``xr.open_dataset``: a run in an open beamtime.
 
     It is path-like (its path is the ``.db``), and its dask token names the

@@ -99,7 +99,7 @@ def _snap(values: np.ndarray, grid: np.ndarray, tolerance: float | None) -> np.n
     pos = np.clip(np.searchsorted(grid, values), 1, len(grid) - 1) if len(grid) > 1 else np.zeros(len(values), int)
     if len(grid) > 1:
         pos = np.where(np.abs(values - grid[pos - 1]) <= np.abs(values - grid[pos]), pos - 1, pos)
-    return grid[pos]
+    return np.asarray(grid[pos])
 
 
 def _aligned(ds: xr.Dataset, align: list[str], grids: Mapping[str, np.ndarray], tolerance: float | None) -> xr.Dataset:

@@ -157,7 +157,7 @@ class _Checker:
         self.runs_with_refs.add(run)
         seen: set[tuple[int, str]] = set()
         layouts: dict[str, set[tuple[Any, Any, Any]]] = defaultdict(set)
-        by_group: dict[str, list[tuple]] = defaultdict(list)
+        by_group: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
             stream, seq_num, field, group, index, sx, sy, dtype = row
             where = {"run": run, "stream": stream, "seq_num": seq_num, "field": field}
@@ -174,7 +174,7 @@ class _Checker:
         for group, group_rows in by_group.items():
             self.group(run, group, group_rows)
 
-    def group(self, run: str, group: str, rows: list[tuple]) -> None:
+    def group(self, run: str, group: str, rows: list[tuple[Any, ...]]) -> None:
         n_before = len(self.findings)
         stream, seq_num, field = rows[0][:3]
         where = {"run": run, "stream": stream, "seq_num": seq_num, "field": field}
@@ -229,9 +229,9 @@ class _Checker:
         if self.pixels and readable and not any(f.level == "error" and f.run == run for f in self.findings[n_before:]):
             self.decode(run, group, readable)
 
-    def decode(self, run: str, group: str, rows: list[tuple]) -> None:
+    def decode(self, run: str, group: str, rows: list[tuple[Any, ...]]) -> None:
         """Read every frame of ``rows`` (one array, sound metadata); report each that fails."""
-        by_stack: dict[tuple[Any, Any], list[tuple]] = defaultdict(list)
+        by_stack: dict[tuple[Any, Any], list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
             by_stack[(row[0], row[2])].append(row)
         for (stream, field), stack_rows in by_stack.items():

@@ -150,7 +150,7 @@ def absorption(energy: np.ndarray | float, sample: str | None) -> np.ndarray:
     step = 0.5 + np.arctan((e - 290.0) / 0.8) / np.pi
     if sample is None:
         step = 0.05 * step  # no carbon film: only a trace of contamination
-    return 0.12 + step + _resonant(e, sample)
+    return np.asarray(0.12 + step + _resonant(e, sample))
 
 
 def nexafs_energies() -> np.ndarray:
@@ -232,7 +232,7 @@ class _Demo:
         rate = 4000.0 / (1 + (r / 0.03) ** 2) ** 1.5 + ring + 2.0
         shadow = (r < 0.06) | ((y > cy) & (np.abs(x - cx) < 0.02 * s + 0.5))  # beamstop disc + arm
         rate = np.where(shadow, 0.005 * rate, rate)
-        return (self.rng.poisson(rate * exposure * i0) + 100).astype(np.int32)  # + CCD dark offset
+        return np.asarray(self.rng.poisson(rate * exposure * i0) + 100, dtype=np.int32)  # + CCD dark offset
 
     def geometry(self) -> dict[str, float]:
         """The detector geometry as the run metadata records it (keys of :mod:`intake_resonance.analysis.pyhyper`).

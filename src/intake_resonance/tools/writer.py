@@ -358,7 +358,7 @@ class BeamtimeWriter:
         self._insert_ref(event_uid, field_name, group, pos, image.shape, str(image.dtype))
         return pos
 
-    def _insert_ref(self, event_uid: str, field_name: str, group: str, pos: int, shape: tuple, dtype: str) -> None:
+    def _insert_ref(self, event_uid: str, field_name: str, group: str, pos: int, shape: tuple[int, ...], dtype: str) -> None:
         cols = "event_uid, field_name, zarr_group, index_in_stack, shape_x, shape_y, dtype"
         vals: list[Any] = [event_uid, field_name, group, pos, int(shape[0]), int(shape[1]), dtype]
         if self.schema_version >= 2:

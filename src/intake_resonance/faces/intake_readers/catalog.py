@@ -212,6 +212,6 @@ class RunCatalog(Catalog):
     def __repr__(self) -> str:
         state = self.__dict__.get("_state")
         if state is None:
-            return super().__repr__()
+            return str(super().__repr__())
         narrowed = f", criteria {state.query.as_dict_list()}" if state.query.criteria else ""
         return f"RunCatalog: {len(self.aliases)} runs of {state.path}{narrowed}"

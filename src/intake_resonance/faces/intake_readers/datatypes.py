@@ -45,10 +45,10 @@ def local_path(url: Any) -> str:
         if len(url) != 1:
             raise BeamtimeError(f"one beamtime per reader, got {len(url)} urls: {list(url)}")
         url = url[0]
-    text = os.fspath(url)
+    text = str(os.fspath(url))
     if text.startswith("file://"):
         # {CATALOG_DIR}/../x.db: normalised, so attrs name the file as a path would
-        return os.path.normpath(unquote(urlsplit(text).path))
+        return str(os.path.normpath(unquote(urlsplit(text).path)))
     if "://" in text or "::" in text:
         raise BeamtimeError("beamtimes are read from local files only (SQLite cannot open a remote file)", text)
     return text

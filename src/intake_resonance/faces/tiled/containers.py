@@ -139,7 +139,8 @@ class BeamtimeAdapter(SliceableViews):
     # -- search and sorting -----------------------------------------------------
     def search(self, query: Any) -> BeamtimeAdapter:
         """A narrower container; the query becomes SQL criteria (see the module notes)."""
-        return self.query_registry(query, self)
+        narrower: BeamtimeAdapter = self.query_registry(query, self)
+        return narrower
 
     def sort(self, sorting: list[tuple[str, int]]) -> BeamtimeAdapter:
         """Runs are ordered by start time: ``_``/``time_start`` ascending or descending."""
