@@ -51,17 +51,12 @@ def _drop_list(drop_variables: str | Iterable[str] | None) -> list[str] | None:
 
 
 class RunEngine(BackendEntrypoint):
-    """Open ALS RSoXS beamtimes (``NAME.db`` + ``NAME.zarr``) with xarray.
+    """The engine's reading: a :class:`~.location.RunLocation`, or a path and a ``group``, through :func:`~.build.build_run`.
 
-    ``group`` names a run by uid or unique prefix, optionally followed by a
-    stream (``"<uid>/baseline"``; default ``primary``). ``open_datatree``
-    gives the whole beamtime as ``/<uid>/<stream>`` nodes with run
-    attributes on each ``/<uid>`` node. ``frame_chunks`` sets the preferred
-    chunks of the frame variables (see
-    :func:`intake_resonance.datasets.open.frame_chunks`).
-
-    The database connection is closed before the Dataset is returned: the
-    Dataset reads frames from the Zarr store only.
+    ``open_dataset`` closes the database it opened before it returns;
+    ``open_groups_as_dict`` and ``open_datatree`` give the whole beamtime.
+    What these options mean for users is told on the registered engine,
+    :class:`intake_resonance.faces.xarray_backend.ResonanceBackendEntrypoint`.
     """
 
     description = "ALS RSoXS beamtimes (SQLite + Zarr) as runs and streams"

@@ -16,29 +16,12 @@ _LEADING = ("seq_num", "time")
 
 
 def beamline_table(db: Database, uid: str, stream: str = "primary") -> pd.DataFrame:
-    """One stream of a run as the beamline's reader builds it from per-event records.
+    """One stream of run ``uid`` as the beamline's reader builds it from per-event records.
 
-    Parameters
-    ----------
-    db : Database
-    uid : str
-        The run's full uid.
-    stream : str, default "primary"
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per event in ``seq_num`` order; columns ``seq_num``,
-        ``time`` (epoch seconds), then one per field in order of first
-        appearance. A field an event lacks is NaN, a JSON ``null`` is None,
-        and each column's dtype is what pandas infers for a list of
-        per-event records. With no events (or no such stream), an empty
-        frame with just the ``seq_num`` and ``time`` columns.
-
-    Raises
-    ------
-    BadJSONError
-        If an event's data is not a JSON object.
+    The columns, dtypes, gaps and errors are those documented on the facade's
+    :meth:`intake_resonance.faces.facade.Run.table`, which returns this; the
+    work is columnar (:func:`~intake_resonance.beamtime.records.event_table`),
+    only the dtype inference is the beamline's.
     """
     # Typed columns come straight from the columnar reader; list columns
     # (gaps, strings, mixed kinds) are inferred as pandas does for records.
