@@ -58,7 +58,12 @@ def _iso(t: float | None) -> str | None:
     return records.iso_utc(t)
 
 
-def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
+_FETCH: Any = object()
+
+
+def run_attrs(
+    db: Database, run: records.RunRecord, *, sample: records.SampleRecord | None = _FETCH, num_events: int | None = None
+) -> dict[str, Any]:
     """Dataset attributes of a run: the run row, its sample and its metadata.
 
     ``time_start``/``time_stop`` are ISO 8601 text in UTC; ``num_events``
@@ -69,8 +74,14 @@ def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
     Metadata keys are added as they are, unless they clash with a run or
     sample attribute; then they get a ``metadata_`` prefix. NULL values are
     left out.
+
+    ``sample`` and ``num_events``, when given (a many-run read fetches them
+    for all runs at once), stand for their lookups.
     """
-    sample = records.get_sample(db, run.sample_id)
+    if sample is _FETCH:
+        sample = records.get_sample(db, run.sample_id)
+    if num_events is None:
+        num_events = records.run_counts(db, run.uid).num_events
     items: list[tuple[str, Any]] = [
         ("uid", run.uid),
         ("plan_name", run.plan_name),
@@ -78,7 +89,7 @@ def run_attrs(db: Database, run: records.RunRecord) -> dict[str, Any]:
         ("time_stop", _iso(run.time_stop)),
         ("exit_status", run.exit_status),
         # Committed events of all streams, an open run's too (records.summary defines the counts).
-        ("num_events", records.run_counts(db, run.uid).num_events),
+        ("num_events", num_events),
         ("operator", run.operator),
         ("sample_name", run.sample_name),
         ("beamtime", str(db.path)),

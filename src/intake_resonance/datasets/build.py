@@ -192,9 +192,27 @@ def build_run_dataset(
 
 
 def build_run(
-    db: Database, uid: str, stream: str = "primary", *, drop_variables: Iterable[Hashable] | None = None, chunks: Any = None
+    db: Database,
+    uid: str,
+    stream: str = "primary",
+    *,
+    drop_variables: Iterable[Hashable] | None = None,
+    chunks: Any = None,
+    events: records.EventTable | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> tuple[xr.Dataset, list[FrameStack]]:
-    """:func:`build_run_dataset`, also returning the frame readers behind its image variables."""
+    """:func:`build_run_dataset`, also returning the frame readers behind its image variables.
+
+    ``events`` and ``attrs``, when given (a many-run read has them for all
+    runs at once), stand for the run's event table and :func:`run_attrs`;
+    they are read here if a commit landed since (the frame references no
+    longer match the events).
+    """
+    if events is not None:
+        try:
+            return _build(db, uid, stream, drop_variables, chunks, events, attrs)
+        except _ChangedWhileReading:
+            pass
     for _ in range(_OPTIMISTIC_ATTEMPTS):
         try:
             return _build(db, uid, stream, drop_variables, chunks)
@@ -205,7 +223,13 @@ def build_run(
 
 
 def _build(
-    db: Database, uid: str, stream: str, drop_variables: Iterable[Hashable] | None, chunks: Any
+    db: Database,
+    uid: str,
+    stream: str,
+    drop_variables: Iterable[Hashable] | None,
+    chunks: Any,
+    events: records.EventTable | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> tuple[xr.Dataset, list[FrameStack]]:
     # Faces pass a resolved uid, found with one lookup; anything else is resolved first.
     run = records.get_run(db, uid)
@@ -215,7 +239,7 @@ def _build(
     srec = resolve_stream(db, run, stream)
     drop = {str(v) for v in (drop_variables or ())}
 
-    ev = records.event_table(db, run.uid, stream, missing=None)  # column-wise, bounded memory
+    ev = records.event_table(db, run.uid, stream, missing=None) if events is None else events  # column-wise, bounded memory
     n = len(ev)
     coords = {
         "time": ("time", (ev.time * 1e9).round().astype("datetime64[ns]"), {"timezone": "UTC"}),
@@ -250,7 +274,7 @@ def _build(
         stacks.append(stack)
         dims = ("time", *image_dims(var))
         data_vars[var] = _frame_variable(stack, dims, _field_attrs(keys, name, var), chunks)
-    attrs = run_attrs(db, run)
+    attrs = run_attrs(db, run) if attrs is None else dict(attrs)
     attrs["stream"] = stream
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     ds.set_close(_Closer(stacks))

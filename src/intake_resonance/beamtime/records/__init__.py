@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._values import MAX_JSON_DEPTH, MISSING, decode_json
 from .arrays import column_array
+from .bulk import MAX_PARAMS, ManyEvents, many_event_tables, many_image_fields, many_streams
 from .columnar import EventTable, event_table, table_from_columns
 from .events import EventColumns, StreamRecord, check_event_data, decode_event_rows, list_streams, stream_events
 from .fields import FieldInfo, StreamFields, run_fields
@@ -19,6 +20,7 @@ from .runs import (
     RunRecord,
     SampleRecord,
     get_run,
+    get_runs,
     get_sample,
     list_runs,
     list_uids,
@@ -28,7 +30,7 @@ from .runs import (
     runs_by_sample,
     runs_table,
 )
-from .summary import RunCounts, counts_table, field_ranges, iso_utc, run_counts, run_summary
+from .summary import RunCounts, counts_table, events_per_run, field_ranges, iso_utc, run_counts, run_summary
 
 __all__ = [
     "MISSING",
@@ -46,6 +48,7 @@ __all__ = [
     "runs_table",
     "list_runs",
     "get_run",
+    "get_runs",
     "recent_runs",
     "runs_by_sample",
     "match_uids",
@@ -70,6 +73,12 @@ __all__ = [
     "raw_image_refs",
     "RunCounts",
     "run_counts",
+    "events_per_run",
+    "ManyEvents",
+    "many_event_tables",
+    "many_streams",
+    "many_image_fields",
+    "MAX_PARAMS",
     "counts_table",
     "field_ranges",
     "iso_utc",

@@ -15,6 +15,7 @@ __all__ = [
     "RunRecord",
     "get_sample",
     "get_run",
+    "get_runs",
     "list_runs",
     "list_uids",
     "recent_runs",
@@ -210,6 +211,18 @@ def get_run(db: Database, uid: str) -> RunRecord | None:
     """The run with exactly this uid, or None."""
     rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
     return _run_records(db, rows)[0] if rows else None
+
+
+def get_runs(db: Database, uids: list[str] | tuple[str, ...]) -> dict[str, RunRecord]:
+    """The runs with exactly these uids (those that exist), in a few queries of at most 500 uids each."""
+    import json
+
+    out: dict[str, RunRecord] = {}
+    unique = list(dict.fromkeys(uids))
+    for k in range(0, len(unique), 500):
+        rows = db.query(_RUN_SELECT + " WHERE r.uid IN (SELECT value FROM json_each(?))", (json.dumps(unique[k : k + 500]),))
+        out.update((r.uid, r) for r in _run_records(db, rows))
+    return out
 
 
 def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_prefix: int = 6) -> str:

@@ -30,7 +30,7 @@ from ._values import _is_int
 from .query import RunQuery
 from .runs import RunRecord
 
-__all__ = ["RunCounts", "run_counts", "counts_table", "field_ranges", "iso_utc", "run_summary"]
+__all__ = ["RunCounts", "run_counts", "events_per_run", "counts_table", "field_ranges", "iso_utc", "run_summary"]
 
 
 def iso_utc(t: float | None) -> str | None:
@@ -122,6 +122,25 @@ def run_counts(db: Database, run_uid: str) -> RunCounts:
             if k:
                 frames[name] = int(k)
     return RunCounts(events, frames)
+
+
+def events_per_run(db: Database, uids: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """``num_events`` (committed events of all streams) of each run, as :func:`run_counts` counts them, in a few queries.
+
+    Runs without streams (or that do not exist) are left out (their count is 0).
+    """
+    import json
+
+    out: dict[str, int] = {}
+    unique = list(dict.fromkeys(uids))
+    for k in range(0, len(unique), 500):
+        param = json.dumps(unique[k : k + 500])
+        where = " WHERE st.run_uid IN (SELECT value FROM json_each(?)) ORDER BY st.time_created, st.rowid"
+        streams = db.query(_SPANS + where, (param,))
+        sql = "SELECT uid, num_events, time_stop FROM runs WHERE uid IN (SELECT value FROM json_each(?))"
+        runs = {uid: (n, stop) for uid, n, stop in db.query(sql, (param,))}
+        out.update((uid, sum(per.values())) for uid, per in _event_counts(db, streams, runs).items())
+    return out
 
 
 # Index entries one SQLite b-tree lookup costs about as much as counting (measured: ~12).

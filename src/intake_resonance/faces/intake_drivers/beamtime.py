@@ -15,8 +15,7 @@ from ...beamtime import records
 from ...beamtime.format import Database
 from ...datasets import listing
 from ...datasets.entries import LazyEntries
-from ...datasets.open import open_run_datasets
-from ...datasets.stacking import stack_runs
+from ...datasets.many import events_frame, open_many, stack_many
 from ._fresh import FreshnessMixin
 from .run import RunSource
 
@@ -143,16 +142,29 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         stream: str | None = None,
         **options: Any,
     ) -> xr.Dataset:
-        """Combine runs of this catalog into one lazy Dataset (see :func:`stack_runs`).
+        """Combine runs of this catalog into one lazy Dataset, read in bulk (see :func:`stack_many`).
 
         ``runs`` are uids, prefixes or positions (default: every run here);
-        ``options`` (``align=``, ``tolerance=``) go to :func:`stack_runs`.
+        ``options`` (``align=``, ``tolerance=``, ``errors=``) go to :func:`stack_many`.
         """
-        return stack_runs(self._datasets(runs, stream), dim=dim, by=by, **options)
+        uids = self._uids(runs)
+        return stack_many(self.db, uids, stream or self.stream, dim=dim, by=by, chunks=self.chunks, **options)
+
+    def events(
+        self, stream: str | None = None, fields: list[str] | None = None, *, runs: list[Any] | None = None, **options: Any
+    ) -> Any:
+        """The scalar events of the runs here as one table, read in bulk (see :func:`events_frame`).
+
+        ``runs`` are uids, prefixes or positions (default: every run here);
+        ``options`` (``engine="arrow"``, ``errors="skip"``) go to :func:`events_frame`.
+        """
+        return events_frame(self.db, self._uids(runs), stream or self.stream, fields=fields, **options)
+
+    def _uids(self, runs: list[Any] | None) -> list[str]:
+        return listing.run_keys(self.db, runs, self._get_entries().uids, self._query)
 
     def _datasets(self, runs: list[Any] | None, stream: str | None) -> list[xr.Dataset]:
-        uids = listing.run_keys(self.db, runs, self._get_entries().uids, self._query)
-        return open_run_datasets(self.db, uids, stream or self.stream, chunks=self.chunks)
+        return open_many(self.db, self._uids(runs), stream or self.stream, chunks=self.chunks)
 
     def close(self) -> None:
         """Close the database connection (reopened on the next read)."""
