@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -401,6 +402,7 @@ def test_tiled_serve_config_entry_points(bt: dict[str, Any]) -> None:
             {"path": "/folder", "tree": "intake_resonance.faces.tiled:folder_tree", "args": {"folder": str(bt["path"].parent), "ttl": 5}},
         ],
         "access_control": {"access_policy": "intake_resonance.faces.tiled:KeyRequired", "args": {}},
+        "authentication": {"allow_anonymous_access": False},  # tiled keeps settings process-wide: say it
     }
     with Context.from_app(build_app_from_config(config)) as ctx:
         c = from_context(ctx)
@@ -422,7 +424,7 @@ def _free_port() -> int:
 def test_serve_command(bt: dict[str, Any]) -> None:
     import httpx
 
-    port, key = _free_port(), "k3y0123456789"
+    port, key = _free_port(), f"{secrets.token_urlsafe(24)}-_"  # as people make keys; tiled alone refuses '-'
     exe = Path(sys.executable).with_name("intake-resonance")
     proc = subprocess.Popen(
         [str(exe), "serve", str(bt["path"]), "--port", str(port), "--api-key", key],
@@ -436,16 +438,17 @@ def test_serve_command(bt: dict[str, Any]) -> None:
         while True:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", headers={"Authorization": f"Apikey {key}"}, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
         assert httpx.get(f"{url}/api/v1/metadata/", timeout=5).status_code == 401
-        # tiled's own /zarr routes check no key; our access policy hides everything there
+        # tiled's own /zarr routes check no key; our guard stands in front of them too
         for route in (f"zarr/v3/{bt['rsoxs']}/primary/zarr.json", f"zarr/v3/{bt['rsoxs']}/primary/detector_image/c/0/0/0"):
-            assert httpx.get(f"{url}/{route}", timeout=5).status_code == 404
+            assert httpx.get(f"{url}/{route}", timeout=5).status_code == 401
+            assert httpx.get(f"{url}/{route}", params={"api_key": key}, timeout=5).status_code == 200
 
         c = from_uri(url, api_key=key)
         try:
@@ -485,8 +488,9 @@ def test_serve_refuses_bad_input(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     with BeamtimeWriter(tmp_path / "ok.db") as w:
         write_nexafs(w, T0)
-    result = runner.invoke(cli, ["serve", str(tmp_path / "ok.db"), "--api-key", "not ok!"], catch_exceptions=False)
-    assert result.exit_code == 2 and "letters and digits" in result.stderr
+    result = runner.invoke(cli, ["serve", str(tmp_path / "ok.db"), "--api-key", "not ok at all"], catch_exceptions=False)
+    assert result.exit_code == 2 and "' ': only printable ASCII without spaces" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_folder_keys_never_reach_outside_the_folder(tmp_path: Path) -> None:

@@ -458,20 +458,28 @@ def catalog_(folder: Path, v2: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--api-key", default=None, help="Key clients must present (default: $TILED_SINGLE_USER_API_KEY, else a new one).")
+@click.option("--api-key", default=None,
+              help="Key clients must present, 8+ printable ASCII characters (default: $TILED_SINGLE_USER_API_KEY, else a new one).")
 @click.option("--public", is_flag=True, help="Anyone who can connect may read, without a key.")
-def serve(path: Path, host: str, port: int, api_key: str | None, public: bool) -> None:
-    """Serve PATH (a beamtime .db, or a folder of them) read-only over HTTP with tiled until interrupted."""
+@click.option("--max-bytes", type=click.IntRange(1), default=None,
+              help="Largest frame read one request may ask for; larger is answered 413 (default 256 MiB).")
+def serve(path: Path, host: str, port: int, api_key: str | None, public: bool, max_bytes: int | None) -> None:
+    """Serve PATH (a beamtime .db, or a folder of them) read-only over HTTP with tiled until interrupted.
+
+    Every route needs the key (header 'Authorization: Apikey KEY' or query 'api_key=KEY') unless --public.
+    """
     try:
         import uvicorn
 
-        from ..faces.tiled import build_server
+        from ..faces.tiled import DEFAULT_MAX_BYTES, build_server
     except ImportError as exc:
         raise BadInput(f"serving needs tiled: pip install 'intake-resonance[tiled]' ({exc})") from exc
     try:
-        app, key, source = build_server(path, api_key=api_key, public=public)
+        app, key, source = build_server(path, api_key=api_key, public=public, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
+    except BeamtimeError:
+        raise
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--api-key'") from exc
+        raise BadInput(str(exc)) from exc
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     click.echo(f"serving {path} (read-only) at {url}", err=True)
     if public:

@@ -29,6 +29,11 @@ Behaviour
 - The ``.db`` is checked (``stat``) on every request: a file replaced under
   the same name (rsync lands a new inode) is reopened and the caches dropped;
   a deleted one answers 404 with our message.
+- :func:`build_server` (what ``intake-resonance serve`` runs) puts
+  :class:`.guard.KeyGuard` in front of every route, websockets included: any
+  key :func:`.guard.check_api_key` accepts, in the header or the query.
+- A frame read of more than ``max_bytes`` (default 256 MiB) answers 413
+  before any frame is read.
 - Every :class:`.errors.BeamtimeError` reaches the client as an HTTP error
   whose detail is our one-line message (404 for what does not exist, 422 for
   a file or row that is broken), never as a server traceback.
@@ -36,7 +41,7 @@ Behaviour
 The package imports tiled; it is only imported when used (``pip install
 'intake-resonance[tiled]'``). Modules: :mod:`.containers` (beamtime and
 folder), :mod:`.streams` (run and stream nodes, frames), :mod:`.search`
-(queries), :mod:`._http` (errors as HTTP answers).
+(queries), :mod:`._http` (errors as HTTP answers), :mod:`.guard` (the key).
 """
 
 from __future__ import annotations
@@ -48,22 +53,32 @@ from typing import Any
 from ._http import KeyRequired
 from .containers import DEFAULT_CACHE_SIZE, DEFAULT_TTL, BeamtimeAdapter
 from .folder import FolderAdapter
-from .streams import FrameArrayAdapter
+from .guard import MIN_KEY_LENGTH, KeyGuard, check_api_key
+from .streams import DEFAULT_MAX_BYTES, FrameArrayAdapter
 
 __all__ = [
     "API_KEY_ENV",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_TTL",
+    "MIN_KEY_LENGTH",
     "BeamtimeAdapter",
     "FolderAdapter",
     "FrameArrayAdapter",
+    "KeyGuard",
     "KeyRequired",
     "beamtime_tree",
     "build_server",
+    "check_api_key",
     "folder_tree",
 ]
 
 
-def beamtime_tree(path: str | os.PathLike[str], ttl: float = DEFAULT_TTL, cache_size: int = DEFAULT_CACHE_SIZE) -> BeamtimeAdapter:
+def beamtime_tree(
+    path: str | os.PathLike[str],
+    ttl: float = DEFAULT_TTL,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> BeamtimeAdapter:
     """The tiled tree of one beamtime (for ``tiled serve config`` or ``build_app``).
 
     Parameters
@@ -74,18 +89,25 @@ def beamtime_tree(path: str | os.PathLike[str], ttl: float = DEFAULT_TTL, cache_
         Seconds within which new runs appear (default 1).
     cache_size : int
         Stream datasets kept built.
+    max_bytes : int
+        Largest frame read one request may ask for (default 256 MiB; larger: 413).
 
     Raises
     ------
     BeamtimeError
         The file does not exist or is not a beamtime (checked once at start).
     """
-    tree = BeamtimeAdapter(path, ttl=ttl, cache_size=cache_size)
+    tree = BeamtimeAdapter(path, ttl=ttl, cache_size=cache_size, max_bytes=max_bytes)
     tree._source.db()  # refuse a missing or broken file before serving it
     return tree
 
 
-def folder_tree(folder: str | os.PathLike[str], ttl: float = DEFAULT_TTL, cache_size: int = DEFAULT_CACHE_SIZE) -> FolderAdapter:
+def folder_tree(
+    folder: str | os.PathLike[str],
+    ttl: float = DEFAULT_TTL,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> FolderAdapter:
     """The tiled tree of a folder of beamtimes, keyed by file stem.
 
     Parameters
@@ -96,8 +118,10 @@ def folder_tree(folder: str | os.PathLike[str], ttl: float = DEFAULT_TTL, cache_
         Seconds within which new files and runs appear (default 1).
     cache_size : int
         Stream datasets kept built per beamtime.
+    max_bytes : int
+        Largest frame read one request may ask for (default 256 MiB; larger: 413).
     """
-    return FolderAdapter(folder, ttl=ttl, cache_size=cache_size)
+    return FolderAdapter(folder, ttl=ttl, cache_size=cache_size, max_bytes=max_bytes)
 
 
 
@@ -107,9 +131,14 @@ API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 
 
 def build_server(
-    path: str | os.PathLike[str], *, api_key: str | None = None, public: bool = False, ttl: float = DEFAULT_TTL
+    path: str | os.PathLike[str],
+    *,
+    api_key: str | None = None,
+    public: bool = False,
+    ttl: float = DEFAULT_TTL,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[Any, str, str]:
-    """A tiled web app serving a beamtime ``.db`` or a folder of them.
+    """A tiled web app serving a beamtime ``.db`` or a folder of them, every route behind the key.
 
     Parameters
     ----------
@@ -117,11 +146,16 @@ def build_server(
         A beamtime's ``.db``, or a folder of beamtimes.
     api_key : str, optional
         The key clients present; default: tiled's environment variable
-        ``TILED_SINGLE_USER_API_KEY``, else a new random key.
+        ``TILED_SINGLE_USER_API_KEY``, else a new random key. Any key
+        :func:`.guard.check_api_key` accepts (8+ printable ASCII characters,
+        as ``secrets.token_urlsafe()`` makes).
     public : bool
-        Let anyone who can connect read without a key.
+        Let anyone who can connect read without a key (a wrong key is still refused).
     ttl : float
         Seconds within which new runs (and files) appear.
+    max_bytes : int
+        Largest frame read one request may ask for (default 256 MiB); larger
+        is answered 413 before a frame is read.
 
     Returns
     -------
@@ -136,25 +170,37 @@ def build_server(
     BeamtimeError
         A missing or broken ``.db``, or a folder that does not exist.
     ValueError
-        An API key with characters other than letters and digits (tiled's rule).
+        An empty, too short or non-ASCII key (one line, naming where it came from).
     """
     import secrets
 
     from tiled.config import Authentication
     from tiled.server.app import build_app
 
-    if api_key:
-        source = "option"
-    elif os.environ.get(API_KEY_ENV):
-        api_key, source = os.environ[API_KEY_ENV], "environment"
+    if api_key is not None:
+        api_key, source = check_api_key(api_key, "--api-key"), "option"
+    elif API_KEY_ENV in os.environ:
+        api_key, source = check_api_key(os.environ[API_KEY_ENV], f"${API_KEY_ENV}"), "environment"
     else:
-        api_key, source = secrets.token_hex(32), "generated"
-    if not api_key.isalnum():
-        raise ValueError("the API key must hold only letters and digits (it travels in URLs as ?api_key=...)")
+        api_key, source = secrets.token_urlsafe(32), "generated"
     target = Path(path).expanduser()
-    tree: Any = folder_tree(target, ttl=ttl) if target.is_dir() else beamtime_tree(target, ttl=ttl)
-    # KeyRequired: without an access policy tiled 0.2.20 serves its /zarr routes to anyone.
-    app = build_app(
-        tree, Authentication(single_user_api_key=api_key, allow_anonymous_access=public), access_policy=KeyRequired()
+    tree: Any = (
+        folder_tree(target, ttl=ttl, max_bytes=max_bytes)
+        if target.is_dir()
+        else beamtime_tree(target, ttl=ttl, max_bytes=max_bytes)
     )
+    # KeyGuard is the door: it checks the client's key on every route and
+    # hands tiled a key of its own (letters and digits, as tiled wants).
+    # Behind the door tiled allows anonymous reads, so its "about" answer says
+    # no key is required: tiled's Python client 0.2.20 takes only \w+ as a
+    # key and would refuse to connect with a token_urlsafe key ("-")
+    # otherwise; the key still travels in its header. KeyRequired: without
+    # an access policy tiled 0.2.20 serves its /zarr routes to anyone.
+    inner = secrets.token_hex(32)
+    app = build_app(
+        tree,
+        Authentication(single_user_api_key=inner, allow_anonymous_access=True),
+        access_policy=KeyRequired(),
+    )
+    app.add_middleware(KeyGuard, key=api_key, inner_key=inner, public=public)
     return app, api_key, source

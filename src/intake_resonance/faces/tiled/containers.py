@@ -18,6 +18,7 @@ from ._http import bad_request, http_error, one_line, served
 from ._views import SliceableViews
 from .search import TIME_KEYS, TRANSLATORS, View
 from .served import DEFAULT_CACHE_SIZE, DEFAULT_TTL, Beamtime
+from .streams import DEFAULT_MAX_BYTES
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TTL", "Beamtime", "BeamtimeAdapter"]
 
@@ -37,6 +38,8 @@ class BeamtimeAdapter(SliceableViews):
         Seconds a uid listing and an open run's node are reused (default 1).
     cache_size : int
         Stream datasets kept built.
+    max_bytes : int
+        Largest frame read one request may ask for (larger: 413).
     """
 
     structure_family = StructureFamily.container
@@ -50,11 +53,12 @@ class BeamtimeAdapter(SliceableViews):
         *,
         ttl: float = DEFAULT_TTL,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         in_folder: bool = False,
         _source: Beamtime | None = None,
         _view: View | None = None,
     ) -> None:
-        self._source = _source or Beamtime(path, ttl, cache_size)
+        self._source = _source or Beamtime(path, ttl, cache_size, max_bytes)
         self._view = _view or View()
         self._in_folder = in_folder
         self.shutdown_tasks = [self._shutdown]

@@ -20,6 +20,7 @@ from ._http import bad_request, http_error
 from ._views import SliceableViews
 from .containers import BeamtimeAdapter
 from .served import DEFAULT_CACHE_SIZE, DEFAULT_TTL
+from .streams import DEFAULT_MAX_BYTES
 
 __all__ = ["FolderAdapter"]
 
@@ -36,12 +37,20 @@ class FolderAdapter(SliceableViews):
     structure_family = StructureFamily.container
     specs: list[Spec] = []
 
-    def __init__(self, folder: str | os.PathLike[str], *, ttl: float = DEFAULT_TTL, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        ttl: float = DEFAULT_TTL,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.folder = Path(folder).expanduser().absolute()
         if not self.folder.is_dir():
             raise BeamtimeNotFoundError("folder of beamtimes does not exist", self.folder)
         self.ttl = float(ttl)
         self.cache_size = cache_size
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._listed: tuple[float, list[str]] | None = None
         self._children: dict[str, BeamtimeAdapter] = {}
@@ -110,7 +119,7 @@ class FolderAdapter(SliceableViews):
             child = self._children.get(name)
             if child is None:
                 child = self._children[name] = BeamtimeAdapter(
-                    self.folder / f"{name}.db", ttl=self.ttl, cache_size=self.cache_size, in_folder=True
+                    self.folder / f"{name}.db", ttl=self.ttl, cache_size=self.cache_size, max_bytes=self.max_bytes, in_folder=True
                 )
         return child
 

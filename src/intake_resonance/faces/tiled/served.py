@@ -21,7 +21,7 @@ from ...beamtime import records
 from ...beamtime.errors import BeamtimeNotFoundError, RunNotFoundError
 from ...beamtime.format import Database
 from .search import View
-from .streams import StreamMap, run_metadata, stream_dataset
+from .streams import DEFAULT_MAX_BYTES, StreamMap, run_metadata, stream_dataset
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TTL", "Beamtime"]
 
@@ -38,10 +38,11 @@ class Beamtime:
     threads.
     """
 
-    def __init__(self, path: str | os.PathLike[str], ttl: float, cache_size: int) -> None:
+    def __init__(self, path: str | os.PathLike[str], ttl: float, cache_size: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = Path(path).expanduser().absolute()
         self.ttl = float(ttl)
         self.cache_size = max(1, int(cache_size))
+        self.max_bytes = int(max_bytes)
         self._lock = threading.RLock()
         self._db: Database | None = None
         self._identity: tuple[int, int] | None = None
@@ -141,7 +142,7 @@ class Beamtime:
         run = records.get_run(db, uid)
         if run is None:
             raise RunNotFoundError("no run has this uid", db.path, run=uid)
-        node = stream_dataset(db, uid, stream)
+        node = stream_dataset(db, uid, stream, max_bytes=self.max_bytes)
         with self._lock:
             self._streams[key] = (time.monotonic(), run.time_stop is not None, node)
             while len(self._streams) > self.cache_size:

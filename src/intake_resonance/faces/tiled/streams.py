@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import orjson
+from fastapi import HTTPException
 from tiled.adapters.array import ArrayAdapter
 from tiled.adapters.xarray import DatasetAdapter
 from tiled.ndslice import NDBlock
@@ -29,7 +30,11 @@ from ...beamtime.names import image_dims, original_name
 from ...datasets.open import open_run_dataset, run_attrs
 from ._http import bad_request, public_attrs, served
 
-__all__ = ["FrameArrayAdapter", "StreamMap", "run_metadata", "stream_dataset"]
+__all__ = ["DEFAULT_MAX_BYTES", "FrameArrayAdapter", "StreamMap", "run_metadata", "stream_dataset"]
+
+#: Largest frame read one request may ask for: 256 MiB (64 frames of 1024 x 1024 int32).
+DEFAULT_MAX_BYTES = 256 * 2**20
+TOO_LARGE = 413
 
 def _variable_adapter(name: str, var: Any, spec: str) -> ArrayAdapter:
     """A scalar column (or a lazy all-NaN frame variable) as a tiled array."""
@@ -45,10 +50,13 @@ class FrameArrayAdapter(ArrayAdapter):
     """An image field's frames as a tiled array, one frame per block.
 
     Every read goes through the field's :class:`~intake_resonance.beamtime.frames.FrameStack`,
-    which reads only the frames asked for.
+    which reads only the frames asked for; a read of more than ``max_bytes``
+    is answered 413 before any frame is read.
     """
 
-    def __init__(self, stack: FrameStack, dims: tuple[str, ...], attrs: dict[str, Any]) -> None:
+    def __init__(
+        self, stack: FrameStack, dims: tuple[str, ...], attrs: dict[str, Any], max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         n, x, y = stack.shape
         structure = ArrayStructure(
             data_type=BuiltinDtype.from_numpy_dtype(np.dtype(stack.dtype)),
@@ -58,6 +66,7 @@ class FrameArrayAdapter(ArrayAdapter):
         )
         super().__init__(stack, structure, metadata={"attrs": attrs}, specs=[Spec("xarray_data_var")])
         self.stack = stack
+        self.max_bytes = int(max_bytes)
 
     def read(self, slice: Any = None) -> np.ndarray:  # noqa: A002 - tiled passes it by this name
         """Frames (or a part of them) selected by ``slice``, as a NumPy array."""
@@ -75,14 +84,16 @@ class FrameArrayAdapter(ArrayAdapter):
     def _check_size(self, key: tuple[Any, ...]) -> None:
         # tiled refuses an answer beyond its size limit only after reading it;
         # refuse before reading hundreds of frames for nothing.
-        from tiled.server.settings import get_settings
-
-        shape = np.broadcast_to(np.empty((), dtype=bool), self.stack.shape)[key].shape
+        try:
+            shape = np.broadcast_to(np.empty((), dtype=bool), self.stack.shape)[key].shape
+        except (IndexError, TypeError, ValueError) as exc:
+            raise bad_request(f"cannot slice frames of shape {self.stack.shape} with {key!r}: {exc}") from exc
         nbytes = math.prod(shape) * np.dtype(self.stack.dtype).itemsize
-        limit = get_settings().response_bytesize_limit
-        if nbytes > limit:
-            raise bad_request(
-                f"Response would exceed {limit} bytes ({nbytes}); read the frames block by block or slice them"
+        if nbytes > self.max_bytes:
+            raise HTTPException(
+                status_code=TOO_LARGE,
+                detail=f"the answer would hold {nbytes} bytes, more than this server's limit of {self.max_bytes}; "
+                "read the frames block by block or a smaller slice",
             )
 
 
@@ -93,7 +104,9 @@ def _frame_field(name: str, var: Any) -> str | None:
     return None
 
 
-def stream_dataset(db: Database, uid: str, stream: str, attempts: int = 3) -> DatasetAdapter:
+def stream_dataset(
+    db: Database, uid: str, stream: str, attempts: int = 3, max_bytes: int = DEFAULT_MAX_BYTES
+) -> DatasetAdapter:
     """A stream's dataset node: the one builder's Dataset, its frames served through FrameStack.
 
     The builder names, types and describes every variable; each image
@@ -119,7 +132,7 @@ def stream_dataset(db: Database, uid: str, stream: str, attempts: int = 3) -> Da
                     break
                 else:
                     stack = FrameStack(db.zarr_path, refs, db.path, run=uid, stream=stream, field=field)
-                    contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs))
+                    contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs), max_bytes)
             for key, var in ds.coords.items():
                 contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
             attrs = public_attrs(ds.attrs)
