@@ -11,7 +11,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,tiled,pyhyper]'
+	$(PY) -m pip install --quiet -e '.[test,tiled,pyhyper,virtual]'
 	touch $(STAMP)
 
 # Writes the demo with the command line, summarises it through intake and

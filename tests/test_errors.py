@@ -54,7 +54,10 @@ def test_hierarchy() -> None:
         "BeamtimeBusyError",
         "LayoutError",
         "SearchCriterionError",
+        "NotVirtualizableError",
+        "VirtualTargetError",
     }
+    assert issubclass(errors.NotVirtualizableError, BeamtimeError) and issubclass(errors.VirtualTargetError, BeamtimeError)
     assert issubclass(errors.SearchCriterionError, (BeamtimeError, ValueError))
 
 

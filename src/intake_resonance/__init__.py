@@ -44,6 +44,8 @@ _LAZY: dict[str, str] = {
     "LayoutError": "beamtime.errors",
     "StoreEscapeError": "beamtime.errors",
     "SearchCriterionError": "beamtime.errors",
+    "NotVirtualizableError": "beamtime.errors",
+    "VirtualTargetError": "beamtime.errors",
     "Finding": "tools.check",
     "check": "tools.check",
     "open_run_dataset": "datasets.open",
@@ -59,6 +61,7 @@ _LAZY: dict[str, str] = {
     "RunSource": "faces.intake_drivers",
     "stack_runs": "datasets.stacking",
     "BeamtimeWriter": "tools.writer",
+    "virtualize": "virtual.write",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

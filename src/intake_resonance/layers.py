@@ -14,6 +14,8 @@ beamtime  the files on disk: read-only opening, schema, SQL records, the
 datasets  one run (one stream) -> xarray Dataset: layout, attrs, the lazy
           builder, xarray's engine core, the one way in, stacking
 analysis  what scientists do with Datasets: PyHyperScattering, plots
+virtual   a beamtime as a virtual Zarr (Icechunk): frames referenced where
+          they lie, scalars and attrs as ours, a VirtualiZarr parser
 faces     each ecosystem's calls translated into the one way in: the xarray
           engine, intake v1 drivers, intake 2 readers, tiled, the facade
 tools     programs built on the faces: the command line, the demo, the
@@ -27,4 +29,4 @@ __all__ = ["LAYERS"]
 
 #: Layer sub-packages, lowest first. A module may import from its own layer
 #: and from layers before it, never from a layer after it.
-LAYERS: tuple[str, ...] = ("beamtime", "datasets", "analysis", "faces", "tools")
+LAYERS: tuple[str, ...] = ("beamtime", "datasets", "analysis", "virtual", "faces", "tools")

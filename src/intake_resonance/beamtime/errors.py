@@ -24,6 +24,8 @@ __all__ = [
     "RunNotFoundError",
     "LayoutError",
     "SearchCriterionError",
+    "NotVirtualizableError",
+    "VirtualTargetError",
 ]
 
 
@@ -159,3 +161,24 @@ class LayoutError(BeamtimeError, ValueError):
 class SearchCriterionError(BeamtimeError, ValueError):
     """A search criterion has a value of the wrong type (a dict where a name
     belongs, a list where ``metadata`` wants a dict); the message names the criterion."""
+
+
+class NotVirtualizableError(BeamtimeError):
+    """A run's frames cannot be written as virtual Zarr chunks exactly as they are.
+
+    Raised by :func:`intake_resonance.virtualize` when an image field's stored
+    chunks do not map one-to-one onto its frames (chunks holding more or less
+    than one frame, arrays of one field with different codecs, storage
+    transformers), or the store's path cannot be written as a chunk URL.
+    Nothing is written for that run; ``skip_unmappable=True`` skips it and
+    goes on.
+    """
+
+
+class VirtualTargetError(BeamtimeError):
+    """The target of :func:`intake_resonance.virtualize` is not a place to write a repository.
+
+    The target lies inside a beamtime's ``.zarr`` store, is or holds the
+    beamtime's files, or already holds something other than a virtual
+    repository of this beamtime written by intake-resonance.
+    """
