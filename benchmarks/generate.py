@@ -13,7 +13,8 @@ A second beamtime, ``bench-data/long.db``, holds what a long beamtime
 looks like to the scalar readers:
 
 - a ``scan`` run of 1 000 000 events x the same 12 fields (peak memory);
-- 100 ``nexafs`` runs of 500 events x 12 fields each (stacking runs).
+- a ``scan`` run of 10 000 events x the same 12 fields (peak memory of a short run);
+- 1 000 ``nexafs`` runs of 500 events x 12 fields each (stacking runs).
 
 A marker file holding the parameters and uids is written last: when it is
 there and its parameters match, the data is reused, so a repeated
@@ -38,13 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FOLDER = ROOT / "bench-data"
 
 #: Bump when the content changes, so old data is rewritten.
-VERSION = 1
+VERSION = 2
 N_EVENTS = 100_000
 N_FRAMES = 200
 FRAME_SHAPE = (1024, 1024)
 N_RUNS = 10_000
 LONG_EVENTS = 1_000_000
-N_NEXAFS = 100
+N_NEXAFS = 1000
+MID_EVENTS = 10_000
 NEXAFS_EVENTS = 500
 T0 = 1_772_700_000.0  # 2026-03-05
 
@@ -81,6 +83,7 @@ class BenchData:
     params: dict
     long_run: str = ""
     nexafs_runs: list[str] = field(default_factory=list)
+    mid_run: str = ""
 
     @property
     def long_db(self) -> str:
@@ -102,6 +105,7 @@ def _params() -> dict:
         "n_runs": N_RUNS,
         "long_events": LONG_EVENTS,
         "nexafs": [N_NEXAFS, NEXAFS_EVENTS],
+        "mid_events": MID_EVENTS,
     }
 
 
@@ -191,15 +195,15 @@ def generate(folder: Path) -> BenchData:
             t += 10
             w.close_run(("success", "success", "success", "aborted")[k % 4], time=t)
             small.append(uid)
-    long_run, nexafs = _generate_long(folder / "long.db", rng)
-    data = BenchData(str(db), scalar_run, image_run, small, _params(), long_run, nexafs)
+    long_run, nexafs, mid_run = _generate_long(folder / "long.db", rng)
+    data = BenchData(str(db), scalar_run, image_run, small, _params(), long_run, nexafs, mid_run)
     # The marker is written last: an interrupted run leaves no marker and is redone.
     (folder / "bench.complete.json").write_text(json.dumps(asdict(data)))
     return data
 
 
-def _generate_long(db: Path, rng: np.random.Generator) -> tuple[str, list[str]]:
-    """Write ``long.db``: one 1M-event run and 100 NEXAFS runs; return their uids."""
+def _generate_long(db: Path, rng: np.random.Generator) -> tuple[str, list[str], str]:
+    """Write ``long.db``: one 1M-event run, 1 000 NEXAFS runs and one 10k-event run; return their uids."""
     db.unlink(missing_ok=True)
     shutil.rmtree(db.with_suffix(".zarr"), ignore_errors=True)
     t = T0
@@ -220,7 +224,12 @@ def _generate_long(db: Path, rng: np.random.Generator) -> tuple[str, list[str]]:
             w.write_events(_scalar_events(rng, NEXAFS_EVENTS), time=(t + 1 + np.arange(NEXAFS_EVENTS)).tolist())
             t += 2 + NEXAFS_EVENTS
             w.close_run("success", time=t)
-    return long_run, nexafs
+        mid_run = w.open_run("scan", sample="PS", time=t, operator="bench", metadata={"edge": "C"})
+        w.open_stream("primary", SCALAR_KEYS, time=t)
+        w.write_events(_scalar_events(rng, MID_EVENTS), time=(t + 1 + 0.05 * np.arange(MID_EVENTS)).tolist())
+        t += 1 + 0.05 * MID_EVENTS
+        w.close_run("success", time=t)
+    return long_run, nexafs, mid_run
 
 
 def ensure(folder: Path = DEFAULT_FOLDER, *, verbose: bool = True) -> BenchData:

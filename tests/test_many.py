@@ -197,3 +197,40 @@ def test_image_runs_stack_lazily_through_the_bulk_read(tmp_path):
     assert isinstance(got.detector_image.data, da.Array)
     xr.testing.assert_identical(got.compute(), stack_runs(open_run_datasets(path, uids)).compute())
     np.testing.assert_array_equal(got.detector_image.values[1, :2], frames[1])
+
+
+def test_intake_v1_and_v2_give_the_same_tables_and_stacks(mixed):
+    from intake_resonance.faces.intake_drivers import BeamtimeCatalog
+    from intake_resonance.faces.intake_readers import RunCatalog
+
+    path, uids = mixed
+    v1, v2 = BeamtimeCatalog(str(path)), RunCatalog.from_beamtime(path)
+    pd.testing.assert_frame_equal(v1.to_dataframe(), v2.to_dataframe())
+    pd.testing.assert_frame_equal(v1.events(), v2.events())
+    pd.testing.assert_frame_equal(v1.events(), events_frame(path, uids))
+    pd.testing.assert_frame_equal(v1.events("baseline", ["ring"]), v2.events("baseline", ["ring"]))
+    xr.testing.assert_identical(v1.stack(runs=uids[:5], by="k"), v2.stack(runs=uids[:5], by="k"))
+    found1, found2 = v1.search(plan_name="nexafs"), v2.search(plan_name="nexafs")
+    xr.testing.assert_identical(found1.stack(), stack_many(path, uids[:5]))
+    xr.testing.assert_identical(found1.stack(), found2.stack())
+    pd.testing.assert_frame_equal(found1.events(fields=["a"]), found2.events(fields=["a"]))
+    assert found2.to_dataframe().uid.tolist() == uids[:5]
+    v1.close()
+
+
+def test_runs_table_is_cached_until_a_commit(mixed):
+    from intake_resonance.datasets import runs_table
+
+    path, uids = mixed
+    db = Database(path)
+    first = runs_table.runs_frame(db, None, "primary")
+    pd.testing.assert_frame_equal(first, runs_table.build_runs_frame(db, None, "primary"))
+    first.loc[0, "plan_name"] = "changed"  # a copy: the cache keeps its own
+    again = runs_table.runs_frame(db, None, "primary")
+    assert again.plan_name[0] == "nexafs" and again.num_events.tolist() == [3, 4, 5, 6, 7, 0, 1]
+    with BeamtimeWriter(path) as w:
+        w.open_run("later", time=T0 + 5000)
+        w.close_run(time=T0 + 5001)
+    after = runs_table.runs_frame(db, None, "primary")
+    assert len(after) == 8 and after.plan_name.iloc[-1] == "later"
+    db.close()

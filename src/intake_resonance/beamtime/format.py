@@ -320,6 +320,30 @@ class Database:
             self.schema_version = self._check_schema()
             return True
 
+    def state(self) -> tuple[Any, ...]:
+        """A key that changes whenever a commit may have changed what a query reads; cheap (two ``stat``, 4 bytes read).
+
+        The file's identity, size and modification time, SQLite's file change
+        counter (header bytes 24-27, bumped by every commit in rollback-journal
+        mode) and the ``-wal`` file's size and modification time (WAL mode
+        appends every commit there). Equal keys, taken by any connection or
+        process, mean the same committed data, so results can be cached by it
+        (the runs table is).
+        """
+        try:
+            st = os.stat(self.path)
+            with open(self.path, "rb") as fh:
+                fh.seek(24)
+                counter = fh.read(4)
+        except OSError:
+            return ("gone", str(self.path))
+        try:
+            wal = os.stat(self._wal_path)
+            wal_key: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)
+        except OSError:
+            wal_key = None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, counter, wal_key)
+
     @contextmanager
     def snapshot(self) -> Iterator[Database]:
         """Run the queries inside one read transaction, so they all see the same commits.

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..beamtime import records
 from ..beamtime.format import Database
 from ..beamtime.records import RunQuery
+from .runs_table import runs_frame, utc_times  # the faces' one name for the runs table
 
 __all__ = ["narrowed", "run_entry_metadata", "run_key", "run_keys", "run_position", "runs_frame", "utc_times"]
 
@@ -95,32 +95,3 @@ def narrowed(query: RunQuery, text: str | None = None, **criteria: Any) -> RunQu
         criteria["text"] = text
     return query.narrow(**criteria)
 
-
-def utc_times(seconds: Sequence[float | None]) -> pd.Series:
-    """Epoch seconds as ``datetime64[ns, UTC]`` (NaT for NULL), rounded as the Datasets' ``time`` is."""
-    ns = np.round(np.array([np.nan if t is None else t for t in seconds], dtype=np.float64) * 1e9)
-    return pd.Series(ns, dtype="float64").astype("Int64").astype("datetime64[ns]").dt.tz_localize("UTC")
-
-
-def runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.DataFrame:
-    """One row per run matching ``query``, oldest first.
-
-    Columns: uid, plan_name, sample, time_start, time_stop
-    (``datetime64[ns, UTC]``, NaT while a run is open), exit_status,
-    num_events (committed events of all streams, an open run's too),
-    stream_events and frames (of ``stream``: what the run's Dataset holds),
-    operator. The counts are defined in :mod:`intake_resonance.beamtime.records.summary`.
-    """
-    cols = records.runs_table(db, query)
-    counts = records.counts_table(db, query)
-    none = records.RunCounts()
-    per_run = [counts.get(uid, none) for uid in cols["uid"]]
-    cols["num_events"] = [c.num_events for c in per_run]
-    df = pd.DataFrame(cols)
-    for name in ("time_start", "time_stop"):
-        df[name] = utc_times(cols[name])
-    df["num_events"] = df["num_events"].astype("int64")
-    at = list(df.columns).index("num_events")
-    df.insert(at + 1, "stream_events", np.array([c.stream_events(stream) for c in per_run], np.int64))
-    df.insert(at + 2, "frames", np.array([c.stream_frames(stream) for c in per_run], np.int64))
-    return df

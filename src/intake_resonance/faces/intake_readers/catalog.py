@@ -13,6 +13,7 @@ from intake.readers.entry import Catalog, ReaderDescription
 
 from ...datasets.entries import LazyEntries
 from .datatypes import Beamtime, check_local
+from .many import ManyRunsMixin
 from .runs import RunReader
 
 if TYPE_CHECKING:
@@ -37,14 +38,16 @@ class _Listing:
 _UID_PREFIX = re.compile(r"[0-9a-fA-F]{6,32}")
 
 
-class RunCatalog(Catalog):
+class RunCatalog(ManyRunsMixin, Catalog):
     """The runs of one beamtime (oldest first) as intake 2 run readers.
 
     Made by :class:`BeamtimeReader` (or :meth:`from_beamtime`). Each entry
     is a :class:`RunReader` description named by the run's uid; ``cat[uid]``
     gives the reader, ``cat[uid].read()`` the Dataset. Beyond intake's
     Catalog: ``cat[-1]`` (positions), ``cat["3f2a9c"]`` (unique uid
-    prefixes), and :meth:`search` with our criteria, answered by SQL.
+    prefixes), :meth:`search` with our criteria, answered by SQL, and, as
+    intake v1's beamtime catalog, ``to_dataframe()``, ``stack()`` and
+    ``events()``.
 
     The catalog holds no open file: each query opens the database read-only
     and closes it. Persisting it (``to_yaml_file``) writes every run's

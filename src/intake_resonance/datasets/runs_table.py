@@ -1,0 +1,89 @@
+"""The runs table of a beamtime (one row per run, with counts), cached per beamtime state.
+
+A listing is asked for its table again and again (a notebook cell re-run, a
+dashboard polling, tiled's listing): the table is built once per state of
+the beamtime (:meth:`~intake_resonance.beamtime.format.Database.state`, which
+changes with every commit) and handed out as a copy, so a caller may change
+its copy freely. A commit, or a file replaced under the same name, makes the
+next call build it again. The cache holds the last :data:`CACHED` tables.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..beamtime import records
+from ..beamtime.format import Database
+from ..beamtime.records import RunQuery
+
+__all__ = ["runs_frame", "build_runs_frame", "utc_times", "CACHED"]
+
+#: Tables kept (a few beamtimes and searches).
+CACHED = 16
+
+_cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
+_lock = threading.Lock()
+
+
+def utc_times(seconds: Any) -> pd.Series:
+    """Epoch seconds as ``datetime64[ns, UTC]`` (NaT for NULL), rounded as the Datasets' ``time`` is."""
+    ns = np.round(np.array([np.nan if t is None else t for t in seconds], dtype=np.float64) * 1e9)
+    return pd.Series(ns, dtype="float64").astype("Int64").astype("datetime64[ns]").dt.tz_localize("UTC")
+
+
+def runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.DataFrame:
+    """One row per run matching ``query``, oldest first (see :func:`build_runs_frame`), cached per beamtime state.
+
+    Returns a new copy each call; the table is read again only after a
+    commit (or a replaced file).
+    """
+    key = (str(db.path.resolve()), db.state(), (query or RunQuery()).criteria, stream)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit.copy()
+    df = build_runs_frame(db, query, stream)
+    if db.state() == key[1]:  # nothing committed while it was read: the table is that state's
+        with _lock:
+            _cache[key] = df
+            while len(_cache) > CACHED:
+                _cache.popitem(last=False)
+    return df.copy()
+
+
+def build_runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.DataFrame:
+    """One row per run matching ``query``, oldest first, read now.
+
+    Columns: uid, plan_name, sample, time_start, time_stop
+    (``datetime64[ns, UTC]``, NaT while a run is open), exit_status,
+    num_events (committed events of all streams, an open run's too),
+    stream_events and frames (of ``stream``: what the run's Dataset holds),
+    operator. The counts are defined in :mod:`intake_resonance.beamtime.records.summary`.
+    """
+    cols = records.runs_table(db, query)
+    counts = records.counts_table(db, query)
+    none = records.RunCounts()
+    per_run = [counts.get(uid, none) for uid in cols["uid"]]
+    n = len(per_run)
+    num_events = np.fromiter((c.num_events for c in per_run), np.int64, n)
+    stream_events = np.fromiter((c.events.get(stream, 0) for c in per_run), np.int64, n)
+    frames = np.fromiter((c.frames.get(stream, 0) for c in per_run), np.int64, n)
+    data: dict[str, Any] = {
+        "uid": cols["uid"],
+        "plan_name": cols["plan_name"],
+        "sample": cols["sample"],
+        "time_start": utc_times(cols["time_start"]),
+        "time_stop": utc_times(cols["time_stop"]),
+        "exit_status": cols["exit_status"],
+        "num_events": num_events,
+        "stream_events": stream_events,
+        "frames": frames,
+        "operator": cols["operator"],
+    }
+    return pd.DataFrame(data)
