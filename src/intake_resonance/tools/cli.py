@@ -3,8 +3,9 @@
 Commands: ``demo`` (write the demo beamtime), ``ls`` (list runs), ``show``
 (one run's attributes, streams and fields), ``check`` (validate a
 beamtime), ``export`` (a run to netCDF or Zarr), ``plot`` (a run to PNG),
-``catalog`` (an intake YAML catalog for a folder of beamtimes) and ``serve``
-(beamtimes over HTTP with tiled).
+``catalog`` (an intake YAML catalog for a folder of beamtimes), ``serve``
+(beamtimes over HTTP with tiled) and ``virtualize`` (a beamtime as a virtual
+Zarr repository, in :mod:`.cli_virtual`).
 
 Every command reads through the package's faces (intake catalog, run
 Datasets); none talks SQL. Bad input (a missing or broken file, an unknown
@@ -27,6 +28,7 @@ from .._version import __version__
 from ..beamtime.errors import BeamtimeError
 from .cli_output import EXIT_BAD_INPUT, BadInput
 from .cli_output import progress_option as co_progress_option
+from .cli_virtual import virtualize_command
 
 __all__ = ["cli", "main"]
 
@@ -83,6 +85,9 @@ def _fail(exc: click.ClickException) -> None:
 @click.version_option(__version__, prog_name=PROG)
 def cli() -> None:
     """Read ALS RSoXS beamtimes (NAME.db + NAME.zarr) from the command line."""
+
+
+cli.add_command(virtualize_command)
 
 
 # ------------------------------------------------------------------ helpers

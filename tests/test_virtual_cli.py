@@ -1,0 +1,91 @@
+"""``intake-resonance virtualize``: the repository it writes, appending, and failures as one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from conftest import T0, write_nexafs, write_rsoxs
+
+pytest.importorskip("virtualizarr")
+pytest.importorskip("icechunk")
+
+from intake_resonance import open_run_dataset  # noqa: E402
+from intake_resonance.tools.cli import cli  # noqa: E402
+from intake_resonance.tools.writer import BeamtimeWriter  # noqa: E402
+from intake_resonance.virtual import open_virtual_session  # noqa: E402
+
+
+def _run(*args: object):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _console(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "intake_resonance.tools.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_virtualize_writes_then_appends(tmp_path, beamtime):
+    repo = tmp_path / "bt.icechunk"
+    first = _run("virtualize", beamtime.path, "-o", repo, "--run", beamtime.uids["rsoxs"][:8])
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith(f"{repo}: 1 run(s) written, 0 unchanged, 0 skipped, 5 frame(s) referenced; snapshot ")
+    got = xr.open_zarr(open_virtual_session(repo).store, group=f"{beamtime.uids['rsoxs']}/primary", consolidated=False, zarr_format=3)
+    np.testing.assert_array_equal(got.detector_image.values, beamtime.frames["rsoxs"])
+    second = _run("virtualize", beamtime.path, "-o", repo)
+    assert second.exit_code == 0 and "1 run(s) written, 1 unchanged" in second.stdout
+    third = _run("virtualize", beamtime.path, "-o", repo)
+    assert third.exit_code == 0 and third.stdout.rstrip().endswith("nothing new, no commit")
+    uid = beamtime.uids["nexafs"]
+    xr.testing.assert_identical(
+        xr.open_zarr(open_virtual_session(repo).store, group=f"{uid}/baseline", consolidated=False, zarr_format=3).load(),
+        open_run_dataset(beamtime.path, uid, "baseline").load(),
+    )
+
+
+def test_skipped_runs_are_named_on_stderr(tmp_path):
+    db = tmp_path / "t" / "bt.db"
+    db.parent.mkdir()
+    with BeamtimeWriter(db) as w:
+        write_nexafs(w, T0)
+        uid = w.open_run("scan", time=T0 + 100)
+        w.open_stream("primary", {"note": {}}, time=T0 + 100)
+        for i, note in enumerate(["a", None]):
+            w.write_event({"note": note}, time=T0 + 101 + i)
+        w.close_run(time=T0 + 110)
+    result = _run("virtualize", db, "-o", tmp_path / "r", "--skip-unmappable")
+    assert result.exit_code == 0
+    assert "1 run(s) written, 0 unchanged, 1 skipped" in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"skipped run {uid}: ") and "'note'" in line
+
+
+def test_failures_are_one_line_on_stderr_and_no_progress_in_a_pipe(tmp_path):
+    db = tmp_path / "bt" / "bt.db"
+    db.parent.mkdir()
+    with BeamtimeWriter(db) as w:
+        write_rsoxs(w, T0, n=3)
+    ok = _console("virtualize", db, "-o", tmp_path / "ok")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == ""  # no bar, no Icechunk warnings in a pipe
+    forced = _console("virtualize", db, "-o", tmp_path / "forced", "--progress")
+    assert "1/1" in forced.stderr
+    for target, words in (
+        (db.with_suffix(".zarr") / "repo", ["inside the Zarr store"]),
+        (db.parent, ["over or around the beamtime"]),
+    ):
+        proc = _console("virtualize", db, "-o", target)
+        assert proc.returncode == 2 and proc.stdout == ""
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("intake-resonance: error: ") and all(w in line for w in words)
+    missing = _console("virtualize", tmp_path / "nope.db", "-o", tmp_path / "x")
+    assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1 and "nope.db" in missing.stderr
+    unknown = _console("virtualize", db, "-o", tmp_path / "y", "--run", "ffffffff")
+    assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1 and "ffffffff" in unknown.stderr
+    assert not (tmp_path / "y").exists()  # refused before anything was created
