@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/bench_tiled.py
+	$(PY) benchmarks/bench_virtual.py
 
 clean:
 	rm -rf $(VENV) demo-data bench-data

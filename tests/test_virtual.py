@@ -370,3 +370,17 @@ def test_absent_chunk_of_a_referenced_frame_is_an_error(tmp_path, beamtime):
     with pytest.raises(FramesMissingError) as info:
         virtualize(beamtime.path, tmp_path / "r.icechunk")
     assert info.value.seq_num == 4 and info.value.run == uid
+
+
+def test_a_chunk_file_changed_after_writing_is_refused_on_reading(tmp_path, beamtime):
+    import time
+
+    uid = beamtime.uids["rsoxs"]
+    virtualize(beamtime.path, tmp_path / "r.icechunk", runs=[uid])
+    chunk = beamtime.path.with_suffix(".zarr") / "runs" / uid / "detector_image" / "c" / "0" / "0" / "0"
+    later = time.time() + 30
+    os.utime(chunk, (later, later))  # as if the beamline had rewritten the frame
+    ds = xr.open_zarr(open_virtual_session(tmp_path / "r.icechunk").store, group=f"{uid}/primary", consolidated=False, zarr_format=3)
+    with pytest.raises(icechunk.IcechunkError, match="has changed"):
+        ds.detector_image[0].values
+    np.testing.assert_array_equal(ds.detector_image[1].values, beamtime.frames["rsoxs"][1])
