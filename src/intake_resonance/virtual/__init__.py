@@ -12,16 +12,18 @@ only when these modules are used.
 - :mod:`.repository`: the Icechunk repository (target checks, the virtual
   chunk container authorised for the beamtime's store);
 - :mod:`.write`: :func:`virtualize`, new runs and new events of open runs
-  appended as a new commit.
+  appended as a new commit;
+- :mod:`.parser`: :class:`ResonanceParser`, VirtualiZarr's parser protocol.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["VirtualizeReport", "open_virtual_session", "virtualize"]
+__all__ = ["ResonanceParser", "VirtualizeReport", "open_virtual_session", "virtualize"]
 
 _NAMES = {
+    "ResonanceParser": ".parser",
     "VirtualizeReport": ".write",
     "virtualize": ".write",
     "open_virtual_session": ".repository",
