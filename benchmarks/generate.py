@@ -87,7 +87,7 @@ class BenchData:
 
     @property
     def long_db(self) -> str:
-        """str: the long beamtime (1M-event run, 100 NEXAFS runs) beside ``db``."""
+        """str: the long beamtime (1M-event run, 1 000 NEXAFS runs, a 10k-event run) beside ``db``."""
         return str(Path(self.db).with_name("long.db"))
 
     @property

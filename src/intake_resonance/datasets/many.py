@@ -275,7 +275,7 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
         arr, is_2d = records.column_array(values)
         if is_2d or arr.dtype.kind not in "iufbU":
             return None  # lists, mixed kinds, strings with gaps: xarray's rules apply
-        has = np.array([not _all_gaps(values[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]) if len(arr) else np.zeros(n_runs, bool)
+        has = _runs_with(arr, offsets, counts)
         if arr.dtype.kind in "bU" and not has[counts > 0].all():
             return None
         present[name], arrays[name] = has, arr
@@ -314,6 +314,14 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
             del attrs["dtype"]  # a padded int field is float now
         data_vars[var] = xr.Variable((dim, "event"), values, attrs)
     return xr.Dataset(data_vars, coords=coords, attrs=shared_attrs(many.attrs))
+
+
+def _runs_with(arr: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per run, whether it holds the field in some event (a float column's NaN are gaps)."""
+    if arr.dtype.kind != "f" or not len(arr):
+        return counts > 0
+    values = np.add.reduceat((~np.isnan(arr)).astype(np.int64), np.minimum(offsets[:-1], len(arr) - 1))
+    return (counts > 0) & (values > 0)
 
 
 def _labels(many: ManyRuns, by: str | None, arrays: dict[str, np.ndarray], present: dict[str, np.ndarray]) -> list[Any]:

@@ -58,7 +58,12 @@ def run_label(ds: xr.Dataset, by: str | None) -> Any:
     raise _error(ds, f"no attribute or variable {by!r} to stack by")
 
 
+_PLAIN = (str, int, float, bool)
+
+
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is type(b) and type(a) in _PLAIN:
+        return bool(a == b)  # what array_equal says of two scalars (NaN differs from NaN), without arrays
     try:
         return bool(np.array_equal(np.asarray(a), np.asarray(b)))
     except (TypeError, ValueError):

@@ -38,10 +38,20 @@ from ..format import Database
 from ._values import MISSING
 from .events import EventColumns, decode_event_rows, stream_events
 
-__all__ = ["EventTable", "event_table", "table_from_columns", "seq_bounds", "CHUNK_EVENTS"]
+__all__ = ["EventTable", "event_table", "table_from_columns", "seq_bounds", "chunk_for", "CHUNK_EVENTS", "MIN_CHUNK_EVENTS"]
 
-#: Events per range: about 20 MB of JSON for the beamline's 12-field events.
+#: Most events per range: about 20 MB of JSON for the beamline's 12-field events.
 CHUNK_EVENTS = 65536
+#: Fewest events per range (below it a range's fixed cost shows).
+MIN_CHUNK_EVENTS = 1024
+#: A stream is read in at least this many ranges (between the two bounds above), so
+#: the one or two ranges in flight stay a small part of the result at every size.
+_RANGES = 6
+
+
+def chunk_for(n_events: int) -> int:
+    """Events per range for a stream of ``n_events``: ``n_events / 6`` within [1 024, 65 536]."""
+    return max(MIN_CHUNK_EVENTS, min(CHUNK_EVENTS, -(-n_events // _RANGES)))
 
 # ``time`` travels as the integer time * 2**22: exact for every float whose
 # last bit is worth at least 2**-22 s (all epoch times after 2004), checked
@@ -95,7 +105,7 @@ class EventTable:
 
 
 def event_table(
-    db: Database, run_uid: str, stream: str, *, missing: Any = MISSING, chunk_events: int = CHUNK_EVENTS
+    db: Database, run_uid: str, stream: str, *, missing: Any = MISSING, chunk_events: int | None = None
 ) -> EventTable:
     """Read one stream of a run column-wise, in ranges of ``chunk_events`` events.
 
@@ -109,9 +119,10 @@ def event_table(
     missing : optional
         What stands for an absent field in list columns (default
         :data:`MISSING`).
-    chunk_events : int
+    chunk_events : int, optional
         Events per range read and decoded at once (bounds the memory beyond
-        the result).
+        the result); default :func:`chunk_for` of the stream's length, so
+        the memory beyond the result stays a fraction of it at every size.
 
     Returns
     -------
@@ -131,6 +142,8 @@ def event_table(
         return EventTable(np.empty(0, np.int64), np.empty(0, np.float64), {})
     if type(lo) is not int or type(hi) is not int or hi - lo >= _MAX_SPAN:
         return table_from_columns(stream_events(db, run_uid, stream, missing=missing), missing)
+    if chunk_events is None:
+        chunk_events = chunk_for(hi - lo + 1)
     if not _ranges_use_index(db, suid):
         chunk_events = hi - lo + 1  # every range query would scan the table: read it in one
     try:
