@@ -463,17 +463,23 @@ def many_streams(db: Database, runs: Sequence[str], stream: str) -> dict[str, St
     """
     out: dict[str, StreamRecord] = {}
     twice: set[str] = set()
+    decoded: dict[Any, dict[str, dict[str, Any]]] = {}  # runs of one plan share their descriptors' text
     unique = list(dict.fromkeys(runs))
     for k in range(0, len(unique), MAX_PARAMS):
         for run_uid, suid, name, data_keys, created in db.query(_MANY_STREAMS_SQL, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
             if run_uid in out:
                 twice.add(run_uid)
-            keys = decode_json(data_keys, {}, db, "stream data_keys", run=run_uid, stream=name)
-            if not isinstance(keys, dict):
-                raise BadJSONError(
-                    f"stream data_keys must be a JSON object, found {type(keys).__name__}", db.path, run=run_uid, stream=name
-                )
-            out[run_uid] = StreamRecord(suid, name, {a: (v if isinstance(v, dict) else {}) for a, v in keys.items()}, created)
+            known = decoded.get(data_keys) if isinstance(data_keys, str) else None
+            if known is None:
+                keys = decode_json(data_keys, {}, db, "stream data_keys", run=run_uid, stream=name)
+                if not isinstance(keys, dict):
+                    raise BadJSONError(
+                        f"stream data_keys must be a JSON object, found {type(keys).__name__}", db.path, run=run_uid, stream=name
+                    )
+                known = {a: (v if isinstance(v, dict) else {}) for a, v in keys.items()}
+                if isinstance(data_keys, str):
+                    decoded[data_keys] = known
+            out[run_uid] = StreamRecord(suid, name, known, created)
     for run_uid in twice:
         del out[run_uid]
     return out
