@@ -36,6 +36,7 @@ _LAZY: dict[str, str] = {
     "BeamtimeError": "beamtime.errors",
     "BeamtimeFormatError": "beamtime.errors",
     "BeamtimeNotFoundError": "beamtime.errors",
+    "BeamtimeReplacedError": "beamtime.errors",
     "FrameDecodeError": "beamtime.errors",
     "FrameIndexError": "beamtime.errors",
     "FrameMismatchError": "beamtime.errors",

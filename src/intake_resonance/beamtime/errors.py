@@ -14,6 +14,7 @@ __all__ = [
     "BeamtimeNotFoundError",
     "BeamtimeFormatError",
     "BeamtimeBusyError",
+    "BeamtimeReplacedError",
     "BeamtimeDataError",
     "BadJSONError",
     "FramesMissingError",
@@ -109,6 +110,14 @@ class BeamtimeBusyError(BeamtimeError):
     Nothing is wrong with the file: try again once the writer has committed.
     How long a reader waits is ``dask.config`` ``resonance.busy-timeout``
     (seconds).
+    """
+
+
+class BeamtimeReplacedError(BeamtimeError):
+    """The ``.db`` was deleted, or replaced by another file, after a lazy Dataset was opened on it.
+
+    Its frame references belong to the old file: frames are not read, and
+    the Dataset must be opened again.
     """
 
 

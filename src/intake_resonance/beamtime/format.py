@@ -288,6 +288,11 @@ class Database:
             self.path,
         )
 
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        """``(st_dev, st_ino)`` of the file the open connection reads (None before the first query)."""
+        return self._identity
+
     def refresh(self) -> bool:
         """Notice a file replaced or deleted since it was opened; cheap (one ``stat``).
 

@@ -13,18 +13,27 @@ Every byte is read through :class:`~intake_resonance.beamtime.store.BeamtimeStor
 so nothing outside the store is read. A frame that cannot be read is an
 error naming the file, run, stream, seq_num and field, never a number: the
 failing frame is found by reading the failed block again frame by frame.
+
+A stack remembers which ``.db`` file its references came from (device and
+inode, taken when the database was opened). Before and after every read it
+looks again (one ``stat``): a file deleted, or replaced by another under the
+same name (what rsync does), is a :class:`~.errors.BeamtimeReplacedError`,
+never frames of another run read at the old positions. On another host the
+device number is not compared (each host numbers its mounts itself).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import BeamtimeError, FrameDecodeError, FrameIndexError, FrameMismatchError
+from .errors import BeamtimeError, BeamtimeReplacedError, FrameDecodeError, FrameIndexError, FrameMismatchError
 from .format import open_zarr_array
 from .records import FrameRefs
 from .store import BeamtimeStore
@@ -57,6 +66,14 @@ def array_layout_problems(
     if dtype is not None and np.dtype(arr.dtype).newbyteorder("=") != np.dtype(dtype).newbyteorder("="):
         problems.append(f"array {group!r} holds {arr.dtype}, but image_refs say {np.dtype(dtype)}")
     return problems
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _split_key(key: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -92,6 +109,10 @@ class FrameStack:
         The beamtime's ``.db``, named in error messages.
     run, stream, field : str, optional
         Named in error messages.
+    identity : tuple of int, optional
+        ``(st_dev, st_ino)`` of the ``.db`` the references were read from
+        (:attr:`.format.Database.identity`); default: the file at
+        ``db_path`` now. Reads refuse once the file at ``db_path`` is another.
 
     Notes
     -----
@@ -114,10 +135,15 @@ class FrameStack:
         run: str | None = None,
         stream: str | None = None,
         field: str | None = None,
+        identity: tuple[int, int] | None = None,
     ) -> None:
         self.store = Path(store)
         self.refs = refs
         self.db_path = None if db_path is None else Path(db_path)
+        if identity is None and self.db_path is not None:
+            identity = _file_identity(self.db_path)
+        self.identity = identity
+        self._host = socket.gethostname()
         self.run, self.stream, self.field = run, stream, field
         self.frame_shape: tuple[int, int] = refs.frame_shape or (0, 0)
         self.stored_dtype = np.dtype(refs.dtype or "float64")
@@ -185,7 +211,9 @@ class FrameStack:
     def __getitem__(self, key: Any) -> np.ndarray:
         first, rest = _split_key(key)
         positions, out_shape = self._positions(first)
+        self._check_same_file()
         frames = self._read(positions.ravel())
+        self._check_same_file()  # replaced while reading: what was read may be the new file's
         if out_shape is None:  # an integer picks one frame
             frames = frames[0]
         elif len(out_shape) != 1:  # an n-d integer array keeps its shape, as in NumPy
@@ -220,6 +248,24 @@ class FrameStack:
         pos = arr % n if n else arr
         # A Python/NumPy integer or a 0-d integer array picks one frame.
         return (pos.reshape(1), None) if arr.ndim == 0 else (pos, arr.shape)
+
+    def _check_same_file(self) -> None:
+        """Refuse to read once the ``.db`` the references came from is gone or another file."""
+        if self.identity is None or self.db_path is None:
+            return
+        now = _file_identity(self.db_path)
+        if now is None:
+            raise BeamtimeReplacedError(
+                "beamtime database was deleted (or moved away) after this Dataset was opened; its frames are not read",
+                self.db_path, run=self.run, stream=self.stream, field=self.field,
+            )
+        same_host = socket.gethostname() == self._host
+        if now[1] != self.identity[1] or (same_host and now[0] != self.identity[0]):
+            raise BeamtimeReplacedError(
+                "beamtime database was replaced by another file after this Dataset was opened; "
+                "its frame references belong to the old file: open the run again",
+                self.db_path, run=self.run, stream=self.stream, field=self.field,
+            )
 
     def _where(self, seq_num: int) -> dict[str, Any]:
         return {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}

@@ -270,7 +270,7 @@ def _build(
             if not (isinstance(shape, list) and len(shape) == 2 and all(_plausible_side(s) for s in shape)):
                 continue  # no frame and no usable shape: nothing to show
             refs = _empty_refs(ev.seq_num, (shape[0], shape[1]))
-        stack = FrameStack(db.zarr_path, refs, db.path, run=run.uid, stream=stream, field=name)
+        stack = FrameStack(db.zarr_path, refs, db.path, run=run.uid, stream=stream, field=name, identity=db.identity)
         stacks.append(stack)
         dims = ("time", *image_dims(var))
         data_vars[var] = _frame_variable(stack, dims, _field_attrs(keys, name, var), chunks)

@@ -16,6 +16,7 @@ Programming errors are not caught: their tracebacks should be seen.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from .cli_virtual import virtualize_command
 __all__ = ["cli", "main"]
 
 PROG = "intake-resonance"
+#: True when the command runs as its own process (``main``), not inside another program.
+_OWN_PROCESS = False
 class _Group(click.Group):
     """A command group whose errors are one line on stderr, never a traceback.
 
@@ -78,7 +81,14 @@ def _fail(exc: click.ClickException) -> None:
     else:
         where = f"{PROG}: error: "
     click.echo(where + message, err=True)
-    sys.exit(EXIT_BAD_INPUT if isinstance(exc, (click.UsageError, BadInput)) else exc.exit_code)
+    code = EXIT_BAD_INPUT if isinstance(exc, (click.UsageError, BadInput)) else exc.exit_code
+    if _OWN_PROCESS and getattr(exc, "skip_exit_handlers", False):
+        # After a failed netCDF write HDF5 crashes in its exit handler (a segmentation
+        # fault after the message): the partial file is gone already, so end here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -352,7 +362,7 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, progress: 
         raise BadInput(f"{out}: already exists (use --force to replace it)")
     ds = _open_for_export(path, uid, stream)
     # Write beside the target first: a failed export never leaves half a file under OUT's name.
-    partial = out.with_name(f".{out.name}.partial")
+    partial = co.partial_path(out)
     co.remove(partial)
     total = co.frame_count(ds)
     with tqdm(total=total, unit="frame", desc=out.name, disable=not (progress and total), file=sys.stderr) as bar:
@@ -361,18 +371,23 @@ def export(path: Path, uid: str, out: Path, stream: str, force: bool, progress: 
         # file xarray just closed and leave a partial file behind.
         with dask.config.set(scheduler="sync"):
             try:
-                co.write(co.with_progress(co.exportable(ds), bar.update), partial, kind)
+                with co.quiet_hdf5_handles():
+                    co.write(co.with_progress(co.exportable(ds), bar.update), partial, kind)
             except BaseException as exc:
+                if kind == "netcdf":
+                    co.release_failed_netcdf(partial, exc)
                 co.remove(partial, quiet=True)
                 if isinstance(exc, OSError) and not isinstance(exc, BeamtimeError):
-                    raise BadInput(f"{out}: cannot write: {co.reason(exc)}") from exc
+                    failed = BadInput(f"{out}: cannot write: {co.reason(exc)}")
+                    # HDF5 cannot shut down cleanly after a failed write (it crashes at exit)
+                    failed.skip_exit_handlers = kind == "netcdf"  # type: ignore[attr-defined]
+                    raise failed from exc
                 if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, BeamtimeError):
                     # what the run holds, netCDF/Zarr cannot store (xarray's message names the variable)
                     raise BadInput(f"{out}: cannot write run {_run_uid(ds, uid)} stream {stream}: {co.first_line(exc)}") from exc
                 raise
     try:
-        co.remove(out)
-        partial.rename(out)
+        co.commit(partial, out)  # flushed first: a full disk fails here, with the old OUT still whole
     except OSError as exc:
         co.remove(partial, quiet=True)
         raise BadInput(f"{out}: cannot write: {co.reason(exc)}") from exc
@@ -520,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv : sequence of str, optional
         Arguments; ``sys.argv[1:]`` by default.
     """
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     cli.main(args=list(argv) if argv is not None else None, prog_name=PROG)
 
 

@@ -3,8 +3,12 @@
 ``export`` and ``plot`` write only where no beamtime lives: every output path
 is resolved (links too) and refused when it is, or is inside, a ``.zarr``
 store, is or holds the beamtime's ``.db`` or store, or is another beamtime's
-store. An export is written beside its target first and renamed into place,
-so a failure never leaves half a file under the target's name. Columns of
+store. An export is written beside its target first (a hidden
+``.NAME.PID.partial``), flushed to disk (``fsync`` of every file and folder
+it made), and only then renamed into place (:func:`commit`), so a failure, a
+full disk or a killed process never leaves half a file under the target's
+name, and an existing target replaced with ``--force`` stays whole until the
+new one is complete. Columns of
 mixed kinds are written as text, since netCDF and Zarr hold one type per
 variable.
 """
@@ -12,9 +16,11 @@ variable.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,11 @@ import click
 __all__ = [
     "EXIT_BAD_INPUT",
     "BadInput",
+    "commit",
+    "fsync_tree",
+    "partial_path",
+    "quiet_hdf5_handles",
+    "release_failed_netcdf",
     "WRITERS",
     "check_output",
     "exportable",
@@ -94,8 +105,12 @@ def check_output(out: Path, suffixes: Sequence[str]) -> None:
 
 
 def reason(exc: OSError) -> str:
-    """An OSError's reason, one line, without repeating the path."""
-    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    """An OSError's reason, one line, without repeating the path (HDF5's long report: its system error)."""
+    text = " ".join(str(exc).split())
+    hdf5 = re.search(r"error message = '([^']+)'", text)
+    if hdf5:
+        return hdf5.group(1)
+    return " ".join(str(exc.strerror or "").split()) or text or type(exc).__name__
 
 
 def refuse_inside_store(out: Path) -> None:
@@ -176,6 +191,126 @@ def write(ds: Any, target: Path, kind: str) -> None:
             # own; zarr warns that format 3 has not standardised it yet, which users cannot act on.
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             ds.to_zarr(target, mode="w-")
+
+
+def partial_path(out: Path) -> Path:
+    """Where an export to ``out`` is written before :func:`commit` (beside it, hidden, this process's own)."""
+    return out.with_name(f".{out.name}.{os.getpid()}.partial")
+
+
+def _fsync(path: Path, directory: bool) -> None:
+    fd = os.open(path, (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if directory else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """Flush a written file, or every file and folder of a written tree, to the disk.
+
+    A full disk often shows only here (the file system reserved nothing
+    while writing): the ``OSError`` is raised, and the export fails.
+    """
+    if not path.is_dir():
+        _fsync(path, directory=False)
+        return
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            _fsync(Path(root, name), directory=False)
+        _fsync(Path(root), directory=True)
+
+
+def commit(partial: Path, out: Path) -> None:
+    """Put the complete, flushed ``partial`` in place of ``out``; ``out`` is whole before and after.
+
+    A file replaces a file in one ``rename``. A folder (a Zarr store) cannot
+    replace a folder in one step: the old one is renamed aside first, put
+    back if the second rename fails, and deleted only after. The folder
+    holding ``out`` is flushed last, so the new name survives a crash.
+    """
+    fsync_tree(partial)
+    aside = None
+    if (out.is_dir() and not out.is_symlink()) or partial.is_dir():
+        if out.exists() or out.is_symlink():
+            aside = out.with_name(f".{out.name}.{os.getpid()}.old")
+            remove(aside)
+            out.rename(aside)
+        try:
+            partial.rename(out)
+        except OSError:
+            if aside is not None:
+                aside.rename(out)
+            raise
+    else:
+        os.replace(partial, out)
+    _fsync(out.parent, directory=True)
+    if aside is not None:
+        remove(aside, quiet=True)
+
+
+@contextmanager
+def quiet_hdf5_handles() -> Iterator[None]:
+    """Keep h5py's complaints about handles it cannot close (a failed write) off stderr.
+
+    h5py (Cython) reports them from its handles' deallocation, through
+    ``sys.excepthook`` (the traceback) and ``sys.unraisablehook`` (``Exception
+    ignored in ...``); the export fails with its own one line instead.
+    Everything not from h5py is reported as usual.
+    """
+    import traceback
+
+    unraisable_hook, excepthook = sys.unraisablehook, sys.excepthook
+
+    def quiet_unraisable(unraisable: Any) -> None:
+        if "h5py" not in f"{unraisable.err_msg} {unraisable.object!r}":
+            unraisable_hook(unraisable)
+
+    def quiet_except(kind: Any, value: Any, tb: Any) -> None:
+        if not any("h5py" in frame.filename for frame in traceback.extract_tb(tb)):
+            excepthook(kind, value, tb)
+
+    sys.unraisablehook, sys.excepthook = quiet_unraisable, quiet_except
+    try:
+        yield
+    finally:
+        sys.unraisablehook, sys.excepthook = unraisable_hook, excepthook
+
+
+def release_failed_netcdf(partial: Path, exc: BaseException) -> None:
+    """Let go of a netCDF file whose writing failed (a full disk), so nothing touches it again.
+
+    When HDF5 cannot write (``ENOSPC``), h5netcdf's ``close`` fails half way
+    and leaves the file marked open; its ``__del__`` then closes it again at
+    garbage collection or at exit, and HDF5 crashes (a segmentation fault
+    after our one-line message). The file is marked closed here, its HDF5
+    handle closed without a flush, and the handles collected now (the
+    failure's traceback, ``exc``, lets go of the frames holding them), their
+    complaints kept off stderr (:func:`quiet_hdf5_handles`).
+    """
+    import gc
+    import traceback
+
+    h5netcdf = sys.modules.get("h5netcdf")
+    if h5netcdf is None:
+        return
+    name = str(partial)
+    for obj in gc.get_objects():
+        if isinstance(obj, h5netcdf.File) and getattr(obj, "_filename", None) == name and not obj._closed:
+            h5 = getattr(obj, "_File__h5file", None)
+            obj._closed = True
+            try:
+                if h5 is not None:
+                    h5.close()
+            except Exception:  # noqa: BLE001 - the disk is full; the file is deleted next
+                pass
+    with quiet_hdf5_handles():
+        seen: BaseException | None = exc
+        while seen is not None:
+            if seen.__traceback__ is not None:
+                traceback.clear_frames(seen.__traceback__)
+            seen = seen.__cause__ or seen.__context__
+        gc.collect()
 
 
 def remove(path: Path, quiet: bool = False) -> None:

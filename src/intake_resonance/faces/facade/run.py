@@ -119,7 +119,7 @@ class Run:
         """
         db = self._database()
         refs = records.frame_refs(db, self.uid, field)
-        return LazyImageSequence(FrameStack(db.zarr_path, refs, db.path, run=self.uid, field=field))
+        return LazyImageSequence(FrameStack(db.zarr_path, refs, db.path, run=self.uid, field=field, identity=db.identity))
 
     def __repr__(self) -> str:
         return f"<Run {self.uid} plan_name={self.plan_name!r} exit_status={self.exit_status!r}>"

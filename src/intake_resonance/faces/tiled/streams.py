@@ -131,7 +131,7 @@ def stream_dataset(
                     changed = True  # a commit landed between the two reads: read again
                     break
                 else:
-                    stack = FrameStack(db.zarr_path, refs, db.path, run=uid, stream=stream, field=field)
+                    stack = FrameStack(db.zarr_path, refs, db.path, run=uid, stream=stream, field=field, identity=db.identity)
                     contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs), max_bytes)
             for key, var in ds.coords.items():
                 contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
