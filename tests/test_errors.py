@@ -52,6 +52,7 @@ def test_hierarchy() -> None:
         "StoreEscapeError",
         "RunNotFoundError",
         "BeamtimeBusyError",
+        "BeamtimeReplacedError",
         "LayoutError",
         "SearchCriterionError",
         "NotVirtualizableError",
@@ -59,6 +60,7 @@ def test_hierarchy() -> None:
     }
     assert issubclass(errors.NotVirtualizableError, BeamtimeError) and issubclass(errors.VirtualTargetError, BeamtimeError)
     assert issubclass(errors.SearchCriterionError, (BeamtimeError, ValueError))
+    assert issubclass(errors.BeamtimeReplacedError, BeamtimeError)
 
 
 def test_message_names_every_place() -> None:
