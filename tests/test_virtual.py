@@ -384,3 +384,55 @@ def test_a_chunk_file_changed_after_writing_is_refused_on_reading(tmp_path, beam
     with pytest.raises(icechunk.IcechunkError, match="has changed"):
         ds.detector_image[0].values
     np.testing.assert_array_equal(ds.detector_image[1].values, beamtime.frames["rsoxs"][1])
+
+
+@pytest.mark.parametrize("dtype, separator", [(">i4", "."), ("<i4", "/")])
+def test_format_2_arrays_map_too(tmp_path, beamtime, dtype, separator):
+    import sqlite3
+
+    import zarr
+
+    uid = beamtime.uids["rsoxs"]
+    group = f"v2/{separator == '/'}{dtype[0]}"
+    arr = zarr.create_array(str(beamtime.path.with_suffix(".zarr")), name=group, shape=(5, 6, 5), chunks=(1, 6, 5), dtype=dtype,
+                            zarr_format=2, chunk_key_encoding={"name": "v2", "separator": separator})
+    arr[:] = beamtime.frames["rsoxs"]
+    with sqlite3.connect(beamtime.path) as conn:
+        conn.execute("UPDATE image_refs SET zarr_group = ?", (group,))
+    conn.close()
+    virtualize(beamtime.path, tmp_path / "r.icechunk", runs=[uid])
+    assert assert_reads_back(beamtime.path, tmp_path / "r.icechunk", [(uid, "primary")]) == 5
+
+
+def test_a_store_that_is_a_link_is_referenced_where_it_leads(tmp_path, beamtime):
+    real = tmp_path / "volume" / "frames.zarr"
+    real.parent.mkdir()
+    store = beamtime.path.with_suffix(".zarr")
+    store.rename(real)
+    store.symlink_to(real)  # how facilities mount data volumes
+    report = virtualize(beamtime.path, tmp_path / "r.icechunk")
+    assert report.written == [beamtime.uids["nexafs"], beamtime.uids["rsoxs"]]
+    storage = icechunk.local_filesystem_storage(str(tmp_path / "r.icechunk"))
+    assert set(icechunk.Repository.fetch_config(storage).virtual_chunk_containers) == {real.resolve().as_uri() + "/"}
+    assert assert_reads_back(beamtime.path, tmp_path / "r.icechunk") == 5
+
+
+def test_another_writer_committing_meanwhile_is_a_clear_error(tmp_path, beamtime, monkeypatch):
+    import zarr
+
+    from intake_resonance.virtual import write
+
+    repo = tmp_path / "r.icechunk"
+    virtualize(beamtime.path, repo, runs=[beamtime.uids["nexafs"]])
+    original = write._write_run
+
+    def meanwhile(*args, **kwargs):
+        other = open_virtual_session(repo)  # noqa: F841 - a reader does not conflict
+        writer = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repo))).writable_session("main")
+        zarr.open_group(writer.store, mode="a").attrs["note"] = "someone else"
+        writer.commit("another writer")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(write, "_write_run", meanwhile)
+    with pytest.raises(VirtualTargetError, match="Icechunk could not write the repository"):
+        virtualize(beamtime.path, repo)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..beamtime import records
-from ..beamtime.errors import NotVirtualizableError
+from ..beamtime.errors import NotVirtualizableError, VirtualTargetError
 from ..beamtime.format import Database
 from ..beamtime.store import BeamtimeStore
 from ..datasets.attrs import run_attrs
@@ -124,8 +124,6 @@ def virtualize(
     >>> session = open_virtual_session("bt.icechunk")          # doctest: +SKIP
     >>> xr.open_zarr(session.store, group=f"{uid}/primary", consolidated=False, zarr_format=3)  # doctest: +SKIP
     """
-    from tqdm import tqdm
-
     with open_database(beamtime) as db:
         out = check_target(target, db.path)
         store = BeamtimeStore(db.zarr_path)
@@ -133,38 +131,69 @@ def virtualize(
         uids = records.list_uids(db) if runs is None else list(dict.fromkeys(records.resolve_uid(db, u) for u in runs))
         repo, created = open_repository(out, prefix, Path(os.path.realpath(db.path)))
         report = VirtualizeReport(out, created=created)
-        session = repo.writable_session("main")
-        root = _root(session)
-        mark = dict(root.attrs.get(MARK) or {"layout": LAYOUT_VERSION, "beamtime": str(Path(os.path.realpath(db.path))), "store": prefix})
-        known: dict[str, Any] = dict(mark.get("runs") or {})
-        # Chunks modified after this moment make Icechunk refuse to read them (it keeps whole seconds).
-        stamp = datetime.now(UTC) + timedelta(seconds=1)
-        with tqdm(uids, unit="run", desc="virtualize", disable=not progress, file=sys.stderr) as bar:
-            for uid in bar:
-                entry = known.get(uid)
-                if entry is not None and entry.get("closed"):
-                    report.unchanged.append(uid)
-                    continue
-                built = _build(db, store, uid, skip_unmappable, report)
-                if built is None:
-                    continue
-                run, streams = built
-                signature = _signature(run, streams)
-                if entry is not None and entry.get("signature") == signature:
-                    report.unchanged.append(uid)
-                    continue
-                _write_run(session, root, db, run, streams, stamp, replace=entry is not None)
-                known[uid] = {"closed": run.time_stop is not None, "signature": signature}
-                report.written.append(uid)
-                report.chunks += sum(v.n_chunks for v in streams.values())
-        if report.written:
-            mark["runs"] = known
-            root.attrs[MARK] = mark
-            report.snapshot_id = session.commit(
-                f"intake-resonance virtualize: {len(report.written)} run(s) of {Path(db.path).name}",
-                metadata={"beamtime": str(db.path), "runs": report.written},
-            )
+        try:
+            _append(repo, db, store, prefix, uids, report, skip_unmappable=skip_unmappable, progress=bool(progress))
+        except _icechunk_errors() as exc:  # a repository Icechunk cannot write (or another writer got there first)
+            raise VirtualTargetError(f"Icechunk could not write the repository: {_first_line(exc)}", out) from exc
     return report
+
+
+def _append(
+    repo: Any,
+    db: Database,
+    store: BeamtimeStore,
+    prefix: str,
+    uids: list[str],
+    report: VirtualizeReport,
+    *,
+    skip_unmappable: bool,
+    progress: bool,
+) -> None:
+    """Write the runs not yet in the repository (or changed while open), then commit once."""
+    from tqdm import tqdm
+
+    session = repo.writable_session("main")
+    root = _root(session)
+    mark = dict(root.attrs.get(MARK) or {"layout": LAYOUT_VERSION, "beamtime": str(Path(os.path.realpath(db.path))), "store": prefix})
+    known: dict[str, Any] = dict(mark.get("runs") or {})
+    # Chunks modified after this moment make Icechunk refuse to read them (it keeps whole seconds).
+    stamp = datetime.now(UTC) + timedelta(seconds=1)
+    with tqdm(uids, unit="run", desc="virtualize", disable=not progress, file=sys.stderr) as bar:
+        for uid in bar:
+            entry = known.get(uid)
+            if entry is not None and entry.get("closed"):
+                report.unchanged.append(uid)
+                continue
+            built = _build(db, store, uid, skip_unmappable, report)
+            if built is None:
+                continue
+            run, streams = built
+            signature = _signature(run, streams)
+            if entry is not None and entry.get("signature") == signature:
+                report.unchanged.append(uid)
+                continue
+            _write_run(session, root, db, run, streams, stamp, replace=entry is not None)
+            known[uid] = {"closed": run.time_stop is not None, "signature": signature}
+            report.written.append(uid)
+            report.chunks += sum(v.n_chunks for v in streams.values())
+    if report.written:
+        mark["runs"] = known
+        root.attrs[MARK] = mark
+        report.snapshot_id = session.commit(
+            f"intake-resonance virtualize: {len(report.written)} run(s) of {Path(db.path).name}",
+            metadata={"beamtime": str(db.path), "runs": report.written},
+        )
+
+
+def _icechunk_errors() -> tuple[type[BaseException], ...]:
+    import icechunk
+
+    return (icechunk.IcechunkError, icechunk.ConflictError, icechunk.RebaseFailedError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
 
 
 def _root(session: Any) -> Any:
