@@ -234,3 +234,25 @@ def test_runs_table_is_cached_until_a_commit(mixed):
     after = runs_table.runs_frame(db, None, "primary")
     assert len(after) == 8 and after.plan_name.iloc[-1] == "later"
     db.close()
+
+
+def test_a_batch_arrow_cannot_read_is_read_run_by_run(mixed):
+    # A newline inside one event's JSON (pretty-printed by hand), and NaN, which json.dumps writes.
+    path, uids = mixed
+    with BeamtimeWriter(path) as w:
+        w.connection.execute(
+            "UPDATE events SET data = ? WHERE seq_num = 3 AND stream_uid IN "
+            "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",
+            ('{"a": 1.5,\n "c": NaN}', uids[1]),
+        )
+        w.connection.commit()
+    db = Database(path)
+    many = records.many_event_tables(db, uids)
+    for i, uid in enumerate(uids):
+        one = records.event_table(db, uid, "primary", missing=None)
+        part = many.table(i)
+        np.testing.assert_array_equal(part.seq_num, one.seq_num)
+        for name, values in one.columns.items():
+            np.testing.assert_array_equal(np.asarray(part.columns[name], float), np.asarray(values, float))
+    assert np.isnan(many.table(1).columns["c"][1]) and many.table(1).columns["a"][1] == 1.5
+    db.close()

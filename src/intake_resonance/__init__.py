@@ -61,6 +61,9 @@ _LAZY: dict[str, str] = {
     "BeamtimesCatalog": "faces.intake_drivers",
     "RunSource": "faces.intake_drivers",
     "stack_runs": "datasets.stacking",
+    "stack_many": "datasets.many",
+    "events_frame": "datasets.many",
+    "open_many": "datasets.many",
     "BeamtimeWriter": "tools.writer",
     "virtualize": "virtual.write",
 }

@@ -231,7 +231,7 @@ def _decode(raw: _Raw) -> dict[str, _Part] | None:
     # `null` line opens one of its blocks. Every event opens with "{" (checked in
     # SQL); a newline inside an event's text (pretty JSON, or hiding a `null`
     # line) goes the plain way too.
-    if raw.blob is None or raw.blob.count(b"\n") != raw.count - 1:
+    if raw.blob is None or not _one_object_per_line(raw.blob, raw.count):
         return None
     import pyarrow as pa
     import pyarrow.json as pj
@@ -251,6 +251,17 @@ def _decode(raw: _Raw) -> dict[str, _Part] | None:
             return None
         parts[name] = part
     return parts
+
+
+def _one_object_per_line(blob: bytes, count: int) -> bool:
+    """Whether ``blob`` is ``count`` lines, each opening with ``{`` (one pass of NumPy, several times ``bytes.count``)."""
+    data = np.frombuffer(blob, np.uint8)
+    if not len(data) or data[0] != 0x7B:
+        return False
+    breaks = np.flatnonzero(data == 0x0A)
+    if len(breaks) != count - 1 or (len(breaks) and breaks[-1] == len(data) - 1):
+        return False
+    return bool(np.all(data[breaks + 1] == 0x7B))
 
 
 _INT64_LIMIT = 2.0**63
