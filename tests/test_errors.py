@@ -45,6 +45,7 @@ def test_hierarchy() -> None:
         "BeamtimeFormatError",
         "BeamtimeDataError",
         "BadJSONError",
+        "BadTextError",
         "FramesMissingError",
         "FrameIndexError",
         "FrameMismatchError",

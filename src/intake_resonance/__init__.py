@@ -31,6 +31,7 @@ _moved.install()
 #: Public name -> the module (relative to this package) that defines it.
 _LAZY: dict[str, str] = {
     "BadJSONError": "beamtime.errors",
+    "BadTextError": "beamtime.errors",
     "BeamtimeBusyError": "beamtime.errors",
     "BeamtimeDataError": "beamtime.errors",
     "BeamtimeError": "beamtime.errors",

@@ -17,6 +17,7 @@ __all__ = [
     "BeamtimeReplacedError",
     "BeamtimeDataError",
     "BadJSONError",
+    "BadTextError",
     "FramesMissingError",
     "FrameIndexError",
     "FrameMismatchError",
@@ -137,6 +138,14 @@ class BadJSONError(BeamtimeDataError, ValueError):
 
     Also a ``ValueError``, as ``json.JSONDecodeError`` is: scripts written
     against the beamline's reader that catch ``ValueError`` keep working.
+    """
+
+
+class BadTextError(BeamtimeDataError, ValueError):
+    """A text column holds bytes that are not UTF-8 (SQLite stores whatever it is given).
+
+    Event data that is not UTF-8 is a :class:`BadJSONError` naming its event;
+    this is the error for the other columns.
     """
 
 

@@ -19,7 +19,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from . import sql_functions
-from .errors import BeamtimeBusyError, BeamtimeFormatError, BeamtimeNotFoundError, FrameMismatchError, StoreEscapeError
+from .errors import (
+    BadTextError,
+    BeamtimeBusyError,
+    BeamtimeFormatError,
+    BeamtimeNotFoundError,
+    FrameMismatchError,
+    StoreEscapeError,
+)
 
 if TYPE_CHECKING:
     from .store import BeamtimeStore
@@ -279,6 +286,9 @@ class Database:
             except sqlite3.DatabaseError as exc:
                 if _is_busy(exc):
                     raise self._busy(exc) from exc
+                if str(exc).startswith("Could not decode to UTF-8"):
+                    column = str(exc).split(" with text ")[0].removeprefix("Could not decode to UTF-8").strip()
+                    raise BadTextError(f"text that is not UTF-8 in {column or 'a column'}", self.path) from exc
                 raise BeamtimeFormatError(f"SQLite error while reading: {exc}", self.path) from exc
 
     def _busy(self, exc: sqlite3.Error) -> BeamtimeBusyError:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BeamtimeError
+from ..errors import BadTextError, BeamtimeError
 from ..format import Database
 from ._values import MISSING
 from .events import EventColumns, decode_event_rows, stream_events
@@ -244,8 +244,12 @@ def _decode(raw: _Raw) -> dict[str, _Part] | None:
         return None
     if table.num_rows != raw.count:
         return None  # empty text, or two objects on one event's line
+    try:
+        names = table.column_names
+    except UnicodeDecodeError:
+        return None  # a field name that is not UTF-8 (Arrow keeps it as it is): the plain decoder names the event
     parts: dict[str, _Part] = {}
-    for name, column in zip(table.column_names, table.columns):
+    for name, column in zip(names, table.columns):
         part = _arrow_part(column)
         if part is None:
             return None
@@ -287,6 +291,10 @@ def _arrow_part(column: Any) -> _Part | None:
     if pa.types.is_boolean(kind):
         return ("b", column.to_numpy(), None)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        try:
+            column.validate(full=True)  # Arrow reads text that is not UTF-8 as it is
+        except pa.ArrowInvalid:
+            return None  # the plain decoder names the event
         return ("o", column.to_pylist(), None)
     return None  # lists, objects, all-null: the plain decoder keeps them exactly
 
@@ -442,7 +450,10 @@ def _fetch_all(db: Database, suid: str, ranges: list[tuple[int, int]]) -> Iterat
 
 
 def _plain_range(db: Database, suid: str, raw: _Raw, missing: Any) -> tuple[np.ndarray, np.ndarray, dict[str, _Part]]:
-    rows = db.query(_ROWS_SQL, (suid, raw.first, raw.last))
+    try:
+        rows = db.query(_ROWS_SQL, (suid, raw.first, raw.last))
+    except BadTextError:
+        raise _Restart from None  # stream_events names the event whose data is not UTF-8
     try:
         ev = decode_event_rows(db, rows, "", "", missing=missing)
     except BeamtimeError:

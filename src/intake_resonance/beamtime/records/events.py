@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadJSONError, BeamtimeDataError
+from ..errors import BadJSONError, BadTextError, BeamtimeDataError
 from ..format import Database
 from ._values import MAX_JSON_DEPTH, MISSING, _is_number, _loads, _too_deep, decode_json
 
-__all__ = ["StreamRecord", "EventColumns", "list_streams", "stream_events", "decode_event_rows", "check_event_data"]
+__all__ = [
+    "StreamRecord", "EventColumns", "list_streams", "stream_events", "decode_event_rows", "check_event_data", "raise_not_utf8",
+]
 
 
 # ---------------------------------------------------------------------- streams
@@ -102,7 +104,32 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         Naming the seq_num of the first event whose ``seq_num`` or ``time``
         is not a number.
     """
-    return decode_event_rows(db, db.query(_EVENTS_SQL, (run_uid, stream)), run_uid, stream, missing=missing)
+    try:
+        rows = db.query(_EVENTS_SQL, (run_uid, stream))
+    except BadTextError:
+        raise_not_utf8(db, run_uid, stream)
+        raise
+    return decode_event_rows(db, rows, run_uid, stream, missing=missing)
+
+
+def raise_not_utf8(db: Database, run_uid: str, stream: str) -> None:
+    """Raise the :class:`BadJSONError` naming the first event of a stream whose data is not UTF-8 text.
+
+    SQLite hands out stored bytes as they are; Python refuses to make text of
+    them for the whole query. The stream's data is read again as bytes to
+    find the event. Returns when every event's data is UTF-8 (another column
+    was not).
+    """
+    rows = db.query(_EVENTS_SQL.replace("e.data", "CAST(e.data AS BLOB)", 1), (run_uid, stream))
+    for seq_num, _, data in rows:
+        if isinstance(data, bytes):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadJSONError(
+                    f"event data is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start})",
+                    db.path, run=run_uid, stream=stream, seq_num=seq_num,
+                ) from None
 
 
 def decode_event_rows(

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BadTextError
 from ..format import Database
 from ._values import MISSING
 from .arrays import column_array
-from .events import decode_event_rows, list_streams
+from .events import decode_event_rows, list_streams, raise_not_utf8
 from .summary import run_counts
 
 __all__ = ["FieldInfo", "StreamFields", "run_fields", "SAMPLE_EVENTS"]
@@ -110,9 +111,13 @@ def run_fields(db: Database, run_uid: str, *, sample_events: int = SAMPLE_EVENTS
 def _fields(
     db: Database, run_uid: str, stream: str, stream_uid: str, keys: dict[str, dict[str, Any]], k: int
 ) -> list[FieldInfo]:
-    rows = db.query(
-        "SELECT seq_num, time, data FROM events WHERE stream_uid = ? ORDER BY seq_num LIMIT ?", (stream_uid, k)
-    )
+    try:
+        rows = db.query(
+            "SELECT seq_num, time, data FROM events WHERE stream_uid = ? ORDER BY seq_num LIMIT ?", (stream_uid, k)
+        )
+    except BadTextError:
+        raise_not_utf8(db, run_uid, stream)
+        raise
     sampled = decode_event_rows(db, rows, run_uid, stream).columns if rows else {}
     names = list(dict.fromkeys([*keys, *sampled]))
     out = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import BadTextError
 from ..format import Database
 
 __all__ = ["raw_streams", "raw_events", "raw_image_refs"]
@@ -21,8 +22,18 @@ def raw_streams(db: Database, run_uid: str) -> list[tuple[Any, ...]]:
 
 
 def raw_events(db: Database, stream_uid: str) -> list[tuple[Any, ...]]:
-    """``(seq_num, data text)`` of a stream's events in ``seq_num`` order."""
-    return db.query("SELECT seq_num, data FROM events WHERE stream_uid = ? ORDER BY seq_num", (stream_uid,))
+    """``(seq_num, data text)`` of a stream's events in ``seq_num`` order.
+
+    Data that is not UTF-8 comes as its stored bytes (each row then names its own problem).
+    """
+    try:
+        return db.query("SELECT seq_num, data FROM events WHERE stream_uid = ? ORDER BY seq_num", (stream_uid,))
+    except BadTextError:
+        return db.query(
+            "SELECT seq_num, CASE WHEN typeof(data) = 'text' THEN CAST(data AS BLOB) ELSE data END FROM events "
+            "WHERE stream_uid = ? ORDER BY seq_num",
+            (stream_uid,),
+        )
 
 
 def raw_image_refs(db: Database, run_uid: str) -> list[tuple[Any, ...]]:
