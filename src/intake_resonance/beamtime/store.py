@@ -8,6 +8,16 @@ refused with :class:`~intake_resonance.beamtime.errors.StoreEscapeError`. The st
 itself may be a link (facilities mount data volumes that way): the boundary
 is where the link leads.
 
+The check and the open are one: a file is opened along its resolved path
+from a descriptor of the store's root, folder by folder relative to the
+folder above, none of them followed if it is a link (``O_NOFOLLOW``). A link
+swapped after the check, to lead out of the store, is then refused
+(:class:`~intake_resonance.beamtime.errors.StoreEscapeError`) instead of
+followed. (Where the platform cannot open relative to a folder descriptor,
+the file is opened by its resolved path and its identity compared with the
+checked one.) A hard link or a bind mount is part of the store by definition:
+neither can be told from a file of the store.
+
 Both ways of reading frames go through it: Zarr (as its store) and the direct
 zstd reader (:meth:`BeamtimeStore.read`). It also refuses to make numbers
 out of nothing: a chunk key that has no file raises
@@ -23,7 +33,9 @@ referenced frame. Set ``dask.config`` ``resonance.absent-chunks`` to
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import stat
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -88,6 +100,10 @@ class BeamtimeStore(Store):
         StoreEscapeError
             If the key, or a link on its way, leads outside the store.
         """
+        self._check_key(key)
+        return Path(self._resolve(key)[0])
+
+    def _check_key(self, key: str) -> None:
         bad = (
             not isinstance(key, str)
             or not key
@@ -98,13 +114,52 @@ class BeamtimeStore(Store):
         )
         if bad:
             raise StoreEscapeError(f"key {key!r} is not a path inside the Zarr store; refusing to read it", self.root)
+
+    def _resolve(self, key: str) -> tuple[str, str]:
+        """The key's path under the root and where it leads (checked to be inside)."""
         path = os.path.join(self._real_root, *key.split("/"))
         real = os.path.realpath(path)
         if real != path and not real.startswith(self._real_root + os.sep):
             raise StoreEscapeError(
                 f"{key!r} is a link that leads outside the Zarr store (to {real}); refusing to read it", self.root
             )
-        return Path(path)
+        return path, real
+
+    def _open_inside(self, key: str) -> int:
+        """A descriptor of the file ``key`` names, opened without following any link the check did not see."""
+        self._check_key(key)
+        _, real = self._resolve(key)
+        rel = os.path.relpath(real, self._real_root).split(os.sep)
+        swapped = StoreEscapeError(
+            f"{key!r} changed while it was opened (a folder or file became a link); refusing to read it", self.root
+        )
+        if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            st, now = os.fstat(fd), os.stat(real)
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                os.close(fd)
+                raise swapped
+            return fd
+        follow_none = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self._real_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in rel[:-1]:
+                try:
+                    inner = os.open(part, follow_none | os.O_DIRECTORY, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise swapped from None
+                    raise
+                os.close(fd)
+                fd = inner
+            try:
+                return os.open(rel[-1], follow_none, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise swapped from None
+                raise
+        finally:
+            os.close(fd)
 
     def read(self, key: str, byte_range: Any = None) -> bytes | None:
         """The bytes stored under ``key``; None for absent metadata.
@@ -119,10 +174,13 @@ class BeamtimeStore(Store):
         FrameDecodeError
             If a chunk key is a folder or cannot be read.
         """
-        path = self.path_of(key)
         is_chunk = key.rsplit("/", 1)[-1] not in METADATA_NAMES
         try:
-            with open(path, "rb") as fh:
+            fd = self._open_inside(key)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise IsADirectoryError(key)
+            with open(fd, "rb") as fh:
                 return _read_range(fh, byte_range)
         except (FileNotFoundError, NotADirectoryError):
             if is_chunk and absent_chunks_policy() == "raise":
