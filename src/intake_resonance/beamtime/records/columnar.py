@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import BadTextError, BeamtimeError
 from ..format import Database
+from ..plans import indexed_by
 from ._values import MISSING
 from .events import EventColumns, decode_event_rows, stream_events
 
@@ -133,7 +134,8 @@ def event_table(
     BadJSONError, BeamtimeDataError
         As :func:`stream_events`, naming the seq_num.
     """
-    uids = db.query("SELECT uid FROM streams WHERE run_uid = ? AND name = ?", (run_uid, stream))
+    uids = db.query(f"SELECT uid FROM streams{indexed_by(db, 'streams', 'run_uid', 'name')} WHERE run_uid = ? AND name = ?",
+                    (run_uid, stream))
     if len(uids) != 1:  # no such stream, or (hand-made files) two streams of one name
         return table_from_columns(stream_events(db, run_uid, stream, missing=missing), missing)
     suid = uids[0][0]
@@ -158,8 +160,10 @@ def seq_bounds(db: Database, stream_uid: str) -> tuple[Any, Any]:
     Two subqueries: SQLite answers a lone ``min()`` or ``max()`` from the
     index at once but scans every event for the two in one select.
     """
+    hint = indexed_by(db, "events", "stream_uid", "seq_num")
     row = db.query(
-        "SELECT (SELECT min(seq_num) FROM events WHERE stream_uid = ?), (SELECT max(seq_num) FROM events WHERE stream_uid = ?)",
+        f"SELECT (SELECT min(seq_num) FROM events{hint} WHERE stream_uid = ?), "
+        f"(SELECT max(seq_num) FROM events{hint} WHERE stream_uid = ?)",
         (stream_uid, stream_uid),
     )[0]
     return row[0], row[1]
@@ -175,12 +179,18 @@ def table_from_columns(ev: EventColumns, missing: Any = MISSING) -> EventTable:
 
 
 # ------------------------------------------------------------------ internals
+def _fixed(db: Database, sql: str) -> str:
+    """A range query on ``events`` walking the (stream_uid, seq_num) index when the file holds statistics."""
+    return sql.replace("FROM events WHERE", f"FROM events{indexed_by(db, 'events', 'stream_uid', 'seq_num')} WHERE", 1)
+
+
+
 class _Restart(Exception):
     """The stream must be read by stream_events (a broken event, or kinds that do not merge exactly)."""
 
 
 def _ranges_use_index(db: Database, suid: str) -> bool:
-    plan = db.query("EXPLAIN QUERY PLAN " + _RANGE_SQL, (suid, 0, 0))
+    plan = db.query("EXPLAIN QUERY PLAN " + _fixed(db, _RANGE_SQL), (suid, 0, 0))
     return any("seq_num>" in str(row[-1]).replace(" ", "") for row in plan)
 
 
@@ -201,7 +211,7 @@ class _Raw:
 
 
 def _fetch(db: Database, suid: str, first: int, last: int) -> _Raw:
-    count, n_data, n_objects, seq_text, time_ok, time_text, blob = db.query(_RANGE_SQL, (suid, first, last))[0]
+    count, n_data, n_objects, seq_text, time_ok, time_text, blob = db.query(_fixed(db, _RANGE_SQL), (suid, first, last))[0]
     if count == 0:
         return _Raw(first, last, 0, None, None, None)
     seq = _ints(seq_text, count)
@@ -451,7 +461,7 @@ def _fetch_all(db: Database, suid: str, ranges: list[tuple[int, int]]) -> Iterat
 
 def _plain_range(db: Database, suid: str, raw: _Raw, missing: Any) -> tuple[np.ndarray, np.ndarray, dict[str, _Part]]:
     try:
-        rows = db.query(_ROWS_SQL, (suid, raw.first, raw.last))
+        rows = db.query(_fixed(db, _ROWS_SQL), (suid, raw.first, raw.last))
     except BadTextError:
         raise _Restart from None  # stream_events names the event whose data is not UTF-8
     try:

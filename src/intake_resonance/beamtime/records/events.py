@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import BadJSONError, BadTextError, BeamtimeDataError
 from ..format import Database
+from ..plans import indexed_by
 from ._values import MAX_JSON_DEPTH, MISSING, _is_number, _loads, _too_deep, decode_json
 
 __all__ = [
@@ -33,7 +34,7 @@ class StreamRecord:
 def list_streams(db: Database, run_uid: str) -> list[StreamRecord]:
     """The streams of a run in the order they were opened."""
     rows = db.query(
-        "SELECT uid, name, data_keys, time_created FROM streams WHERE run_uid = ? "
+        f"SELECT uid, name, data_keys, time_created FROM streams{indexed_by(db, 'streams', 'run_uid')} WHERE run_uid = ? "
         "ORDER BY time_created, rowid",
         (run_uid,),
     )
@@ -81,6 +82,17 @@ _EVENTS_SQL = (
 )
 
 
+def _events_sql(db: Database) -> str:
+    """:data:`_EVENTS_SQL`, its plan fixed when the file holds statistics (:mod:`..plans`)."""
+    s_hint, e_hint = indexed_by(db, "streams", "run_uid", "name"), indexed_by(db, "events", "stream_uid", "seq_num")
+    if not (s_hint or e_hint):
+        return _EVENTS_SQL
+    return (
+        f"SELECT e.seq_num, e.time, e.data FROM streams s{s_hint} CROSS JOIN events e{e_hint} ON e.stream_uid = s.uid "
+        "WHERE s.run_uid = ? AND s.name = ? ORDER BY e.seq_num"
+    )
+
+
 def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MISSING) -> EventColumns:
     """Read and decode every event of one stream of a run.
 
@@ -105,7 +117,7 @@ def stream_events(db: Database, run_uid: str, stream: str, *, missing: Any = MIS
         is not a number.
     """
     try:
-        rows = db.query(_EVENTS_SQL, (run_uid, stream))
+        rows = db.query(_events_sql(db), (run_uid, stream))
     except BadTextError:
         raise_not_utf8(db, run_uid, stream)
         raise
@@ -120,7 +132,7 @@ def raise_not_utf8(db: Database, run_uid: str, stream: str) -> None:
     find the event. Returns when every event's data is UTF-8 (another column
     was not).
     """
-    rows = db.query(_EVENTS_SQL.replace("e.data", "CAST(e.data AS BLOB)", 1), (run_uid, stream))
+    rows = db.query(_events_sql(db).replace("e.data", "CAST(e.data AS BLOB)", 1), (run_uid, stream))
     for seq_num, _, data in rows:
         if isinstance(data, bytes):
             try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import BadTextError
 from ..format import Database
+from ..plans import indexed_by
 from ._values import MISSING
 from .arrays import column_array
 from .events import decode_event_rows, list_streams, raise_not_utf8
@@ -113,7 +114,9 @@ def _fields(
 ) -> list[FieldInfo]:
     try:
         rows = db.query(
-            "SELECT seq_num, time, data FROM events WHERE stream_uid = ? ORDER BY seq_num LIMIT ?", (stream_uid, k)
+            f"SELECT seq_num, time, data FROM events{indexed_by(db, 'events', 'stream_uid', 'seq_num')} "
+            "WHERE stream_uid = ? ORDER BY seq_num LIMIT ?",
+            (stream_uid, k),
         )
     except BadTextError:
         raise_not_utf8(db, run_uid, stream)

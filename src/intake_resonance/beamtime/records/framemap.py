@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import FrameMismatchError
 from ..format import Database
+from ..plans import indexed_by
 from ._values import _is_int
 from .events import _numeric_column
 
@@ -64,7 +65,11 @@ def image_fields(db: Database, run_uid: str, stream: str | None = None, *, n_eve
         where += " AND s.name = ?"
         params.append(stream)
     if n_events is None:
-        n_events = db.query("SELECT count(*) FROM events e JOIN streams s ON s.uid = e.stream_uid" + where, params)[0][0]
+        count = (
+            f"SELECT count(*) FROM streams s{indexed_by(db, 'streams', 'run_uid')} "
+            f"CROSS JOIN events e{indexed_by(db, 'events', 'stream_uid')} ON e.stream_uid = s.uid"
+        )
+        n_events = db.query(count + where, params)[0][0]
     (max_ref,) = db.query("SELECT COALESCE(max(id), 0) FROM image_refs")[0]  # >= its row count, O(log n)
     # CROSS JOIN fixes SQLite's join order to the order written.
     join = "CROSS JOIN" if max_ref <= n_events else "JOIN"
@@ -72,6 +77,13 @@ def image_fields(db: Database, run_uid: str, stream: str | None = None, *, n_eve
         f"SELECT DISTINCT ir.field_name FROM image_refs ir {join} events e ON e.uid = ir.event_uid "
         f"{join} streams s ON s.uid = e.stream_uid" + where
     )
+    hints = (indexed_by(db, "streams", "run_uid"), indexed_by(db, "events", "stream_uid"),
+             indexed_by(db, "image_refs", "event_uid"))
+    if any(hints):  # the file's statistics must not choose the plan: the run's streams, their events, their frames
+        sql = (
+            f"SELECT DISTINCT ir.field_name FROM streams s{hints[0]} CROSS JOIN events e{hints[1]} ON e.stream_uid = s.uid "
+            f"CROSS JOIN image_refs ir{hints[2]} ON ir.event_uid = e.uid" + where
+        )
     return sorted(r[0] for r in db.query(sql, params))
 
 
@@ -94,6 +106,14 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
         f"FROM events e JOIN streams s ON s.uid = e.stream_uid {join} image_refs ir "
         "ON ir.event_uid = e.uid AND ir.field_name = ? WHERE s.run_uid = ?"
     )
+    hints = (indexed_by(db, "streams", "run_uid"), indexed_by(db, "events", "stream_uid"),
+             indexed_by(db, "image_refs", "event_uid"))
+    if any(hints):  # the file's statistics must not choose the plan: streams, then events, then frames
+        sql = (
+            "SELECT e.seq_num, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype, e.rowid "
+            f"FROM streams s{hints[0]} CROSS JOIN events e{hints[1]} ON e.stream_uid = s.uid "
+            f"{join} image_refs ir{hints[2]} ON ir.event_uid = e.uid AND ir.field_name = ? WHERE s.run_uid = ?"
+        )
     params: list[Any] = [field_name, run_uid]
     if stream is not None:
         sql += " AND s.name = ?"

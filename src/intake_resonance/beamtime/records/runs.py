@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError
 from ..format import Database
+from ..plans import indexed_by
 from ._values import _is_number, decode_json
 from .query import RunQuery, _like_escape
 
@@ -209,7 +210,8 @@ _TABLE_TYPES: dict[str, set[type]] = {
 
 def get_run(db: Database, uid: str) -> RunRecord | None:
     """The run with exactly this uid, or None."""
-    rows = db.query(_RUN_SELECT + " WHERE r.uid = ?", (uid,))
+    sql = _RUN_SELECT.replace("FROM runs r", "FROM runs r" + indexed_by(db, "runs", "uid"), 1)
+    rows = db.query(sql + " WHERE r.uid = ?", (uid,))
     return _run_records(db, rows)[0] if rows else None
 
 

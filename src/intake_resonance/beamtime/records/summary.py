@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..format import Database
+from ..plans import indexed_by
 from ._values import _is_int
 from .query import RunQuery
 from .runs import RunRecord
@@ -108,8 +109,12 @@ def run_counts(db: Database, run_uid: str) -> RunCounts:
     :func:`counts_table`). Frames are counted walking whichever is shorter,
     the stream's events or ``image_refs``.
     """
-    streams = db.query(_SPANS + " WHERE st.run_uid = ? ORDER BY st.time_created, st.rowid", (run_uid,))
-    runs = {uid: (n, stop) for uid, n, stop in db.query("SELECT uid, num_events, time_stop FROM runs WHERE uid = ?", (run_uid,))}
+    e_hint = indexed_by(db, "events", "stream_uid", "seq_num")
+    spans = _SPANS.replace("FROM events WHERE", f"FROM events{e_hint} WHERE").replace(
+        "FROM streams st", "FROM streams st" + indexed_by(db, "streams", "run_uid"))
+    streams = db.query(spans + " WHERE st.run_uid = ? ORDER BY st.time_created, st.rowid", (run_uid,))
+    runs = {uid: (n, stop) for uid, n, stop in db.query(
+        f"SELECT uid, num_events, time_stop FROM runs{indexed_by(db, 'runs', 'uid')} WHERE uid = ?", (run_uid,))}
     events = _event_counts(db, streams, runs).get(run_uid, {})
     frames: dict[str, int] = {}
     (max_ref,) = db.query("SELECT COALESCE(max(id), 0) FROM image_refs")[0]  # >= its row count, O(log n)
@@ -117,7 +122,11 @@ def run_counts(db: Database, run_uid: str) -> RunCounts:
         n = events[name]
         if n and max_ref:
             # CROSS JOIN fixes SQLite's join order: walk the shorter side.
-            order = "image_refs ir CROSS JOIN events e" if max_ref <= n else "events e CROSS JOIN image_refs ir"
+            e_by, ir_by = indexed_by(db, "events", "uid"), indexed_by(db, "image_refs", "event_uid")
+            if e_by or ir_by:  # the file's statistics must not choose the plan: the stream's events, then their frames
+                order = f"events e{indexed_by(db, 'events', 'stream_uid')} CROSS JOIN image_refs ir{ir_by}"
+            else:
+                order = "image_refs ir CROSS JOIN events e" if max_ref <= n else "events e CROSS JOIN image_refs ir"
             (k,) = db.query(f"SELECT count(*) FROM {order} ON ir.event_uid = e.uid WHERE e.stream_uid = ?", (uid,))[0]
             if k:
                 frames[name] = int(k)
