@@ -308,12 +308,20 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
     for name, arr in arrays.items():
         has = present[name]
         var = var_names.get(name, name)
-        attrs = shared_attrs([_field_attrs(keys_of[i], name, var) for i in range(n_runs) if has[i]])
+        made: dict[int, dict[str, Any]] = {}  # runs of one plan share one decoded descriptor dict
+        attrs = shared_attrs([_cached(made, keys_of[i], name, var) for i in range(n_runs) if has[i]])
         values = grid(arr)
         if "dtype" in attrs and attrs["dtype"] != "number" and str(attrs["dtype"]) != str(values.dtype):
             del attrs["dtype"]  # a padded int field is float now
         data_vars[var] = xr.Variable((dim, "event"), values, attrs)
     return xr.Dataset(data_vars, coords=coords, attrs=shared_attrs(many.attrs))
+
+
+def _cached(made: dict[int, dict[str, Any]], keys: dict[str, Any], name: str, var: str) -> dict[str, Any]:
+    found = made.get(id(keys))
+    if found is None:
+        found = made[id(keys)] = _field_attrs(keys, name, var)
+    return found
 
 
 def _runs_with(arr: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -225,18 +225,20 @@ def _plan(streams: list[_Stream], batch_events: int) -> Iterator[list[_Stream] |
     """Batches of short streams (a list), or one stream to be read alone (ranged or by event_table)."""
     batch: list[_Stream] = []
     size = 0
+    # The first batch is a quarter size: decoding starts sooner, as nothing overlaps its fetch.
+    limit = max(1, batch_events // 4)
     for s in streams:
         if s.uid is None or (s.uid and s.lo is None):
             continue  # no such stream, or no events
         if s.uid == "" or s.span > batch_events:
             if batch:
                 yield batch
-                batch, size = [], 0
+                batch, size, limit = [], 0, batch_events
             yield s
             continue
-        if batch and (size + s.span > batch_events or len(batch) >= MAX_PARAMS):
+        if batch and (size + s.span > limit or len(batch) >= MAX_PARAMS):
             yield batch
-            batch, size = [], 0
+            batch, size, limit = [], 0, batch_events
         batch.append(s)
         size += s.span
     if batch:
