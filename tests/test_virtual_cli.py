@@ -76,16 +76,15 @@ def test_failures_are_one_line_on_stderr_and_no_progress_in_a_pipe(tmp_path):
     assert ok.stderr == ""  # no bar, no Icechunk warnings in a pipe
     forced = _console("virtualize", db, "-o", tmp_path / "forced", "--progress")
     assert "1/1" in forced.stderr
-    for target, words in (
-        (db.with_suffix(".zarr") / "repo", ["inside the Zarr store"]),
-        (db.parent, ["over or around the beamtime"]),
+    for args, words in (
+        (("-o", db.with_suffix(".zarr") / "repo"), ["inside the Zarr store"]),
+        (("-o", db.parent), ["over or around the beamtime"]),
+        (("-o", tmp_path / "y", "--run", "ffffffff"), ["ffffffff"]),
     ):
-        proc = _console("virtualize", db, "-o", target)
-        assert proc.returncode == 2 and proc.stdout == ""
-        (line,) = proc.stderr.splitlines()
-        assert line.startswith("intake-resonance: error: ") and all(w in line for w in words)
-    missing = _console("virtualize", tmp_path / "nope.db", "-o", tmp_path / "x")
-    assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1 and "nope.db" in missing.stderr
-    unknown = _console("virtualize", db, "-o", tmp_path / "y", "--run", "ffffffff")
-    assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1 and "ffffffff" in unknown.stderr
+        result = _run("virtualize", db, *args)
+        assert result.exit_code == 2 and result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("intake-resonance: error: ") and all(w in line for w in words), line
     assert not (tmp_path / "y").exists()  # refused before anything was created
+    missing = _run("virtualize", tmp_path / "nope.db", "-o", tmp_path / "x")
+    assert missing.exit_code == 2 and len(missing.stderr.splitlines()) == 1 and "nope.db" in missing.stderr
