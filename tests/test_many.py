@@ -256,3 +256,23 @@ def test_a_batch_arrow_cannot_read_is_read_run_by_run(mixed):
             np.testing.assert_array_equal(np.asarray(part.columns[name], float), np.asarray(values, float))
     assert np.isnan(many.table(1).columns["c"][1]) and many.table(1).columns["a"][1] == 1.5
     db.close()
+
+
+def test_event_text_not_utf8_among_many_names_its_run(mixed):
+    import sqlite3
+
+    path, uids = mixed
+    conn = sqlite3.connect(path)
+    bad = bytes.fromhex("7b2261223a312e352c226e6f7465223a22fffe227d")  # {"a":1.5,"note":"<0xff 0xfe>"}
+    conn.execute(
+        "UPDATE events SET data = CAST(? AS TEXT) WHERE seq_num = 3 AND stream_uid IN "
+        "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",
+        (bad, uids[1]),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(BadJSONError, match=uids[1]) as info:
+        events_frame(path, uids)
+    assert info.value.run == uids[1] and info.value.seq_num == 3
+    got = stack_many(path, uids, errors="skip")
+    assert got.attrs["skipped_runs"] == [uids[1]] and uids[1] not in got.run.values

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadJSONError, BeamtimeError
+from ..errors import BadJSONError, BadTextError, BeamtimeError
 from ..format import Database
 from ._values import MISSING, decode_json
 from .columnar import (
@@ -330,7 +330,12 @@ class _Reader:
             raise _Restart
 
     def _plain(self, s: _Stream, raw: _Raw) -> tuple[np.ndarray, np.ndarray, dict[str, _Part]]:
-        rows = self.db.query(_ROWS_SQL, (s.uid, raw.first, raw.last))
+        try:
+            rows = self.db.query(_ROWS_SQL, (s.uid, raw.first, raw.last))
+        except BadTextError:
+            # Event text that is not UTF-8: stream_events raises the error naming run, stream and seq_num.
+            stream_events(self.db, s.run, self.stream, missing=self.missing)
+            raise
         ev = decode_event_rows(self.db, rows, s.run, self.stream, missing=self.missing)  # names run, stream, seq_num
         return ev.seq_num, ev.time, {name: _list_part(values, self.missing) for name, values in ev.columns.items()}
 
