@@ -108,19 +108,26 @@ def gaps_beamtime(path: Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ read back
-def test_every_demo_run_reads_back_as_our_engine_gives_it(tmp_path):
-    db = write_demo(tmp_path / "demo", frame_shape=(16, 16))
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory):
+    """The demo beamtime, its files' state before, its repository and the report of writing it."""
+    folder = tmp_path_factory.mktemp("virtual-demo")
+    db = write_demo(folder / "demo", frame_shape=(16, 16))
     before = files_state(db)
-    report = virtualize(db, tmp_path / "demo.icechunk")
+    return db, before, folder / "demo.icechunk", virtualize(db, folder / "demo.icechunk")
+
+
+def test_every_demo_run_reads_back_as_our_engine_gives_it(demo_repo):
+    db, before, repo, report = demo_repo
     assert report.created and report.snapshot_id
     with Database(db) as d:
         uids = records.list_uids(d)
         n_frames = sum(len(records.frame_refs(d, u, "detector_image", "primary")) for u in uids
                        if "detector_image" in records.image_fields(d, u, "primary"))
     assert report.written == uids and report.chunks == n_frames
-    assert assert_reads_back(db, tmp_path / "demo.icechunk") == n_frames
+    assert assert_reads_back(db, repo) == n_frames
     # the whole beamtime as a DataTree, /<uid>/<stream>, run attrs on /<uid>
-    tree = xr.open_datatree(open_virtual_session(tmp_path / "demo.icechunk").store, engine="zarr", consolidated=False, zarr_format=3)
+    tree = xr.open_datatree(open_virtual_session(repo).store, engine="zarr", consolidated=False, zarr_format=3)
     assert sorted(tree.children) == sorted(uids)
     want = open_run_dataset(db, uids[-1])
     assert tree[uids[-1]].attrs == {k: v for k, v in want.attrs.items() if k != "stream"}
@@ -147,28 +154,31 @@ def test_test_beamtimes_read_back_gaps_dtypes_order_and_empty_fields(tmp_path, b
     assert empty.detector_image.shape == (1, 6, 5) and np.isnan(empty.detector_image).all()
 
 
-def test_opens_with_only_xarray_zarr_and_icechunk(tmp_path, beamtime):
-    repo = tmp_path / "bt.icechunk"
-    virtualize(beamtime.path, repo)
-    uid = beamtime.uids["rsoxs"]
+def test_every_demo_run_opens_with_only_xarray_zarr_and_icechunk(tmp_path, demo_repo):
+    db, _, repo, _ = demo_repo
+    pairs = streams_of(db)
     out = tmp_path / "got.pickle"
     script = f"""
 import sys
 for name in ("intake_resonance", "virtualizarr", "intake"):
     sys.modules[name] = None  # importing any of them now fails
-import icechunk, xarray as xr
+import pickle, icechunk, xarray as xr
 storage = icechunk.local_filesystem_storage({str(repo)!r})
 prefixes = icechunk.Repository.fetch_config(storage).virtual_chunk_containers
 repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={{p: None for p in prefixes}})
-ds = xr.open_zarr(repo.readonly_session("main").store, group="{uid}/primary", consolidated=False, zarr_format=3)
-import pickle
-pickle.dump(ds.load(), open({str(out)!r}, "wb"))
+store = repo.readonly_session("main").store
+got = {{(u, s): xr.open_zarr(store, group=f"{{u}}/{{s}}", consolidated=False, zarr_format=3).load() for u, s in {pairs!r}}}
+assert not any(m.startswith("intake_resonance.") for m in sys.modules)
+pickle.dump(got, open({str(out)!r}, "wb"))
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     with open(out, "rb") as fh:
         got = pickle.load(fh)
-    xr.testing.assert_identical(got, open_run_dataset(beamtime.path, uid).load())
+    assert sorted(got) == sorted(pairs)
+    for (uid, stream), ds in got.items():  # every run kind of the demo: NEXAFS, RSoXS, en_scan, grid, aborted, open
+        xr.testing.assert_identical(ds, open_run_dataset(db, uid, stream).load())
 
 
 # ----------------------------------------------------------------- live runs
