@@ -1,10 +1,12 @@
 """intake-resonance: ALS RSoXS beamtimes as intake catalogs and xarray Datasets.
 
-Three ways in:
+Three ways in, and one way out:
 
 - intake: ``intake.open_resonance_beamtime("bt.db")`` or a YAML catalog;
 - xarray: ``xr.open_dataset("bt.db", engine="resonance", group=uid)``;
-- the beamline's API: ``from intake_resonance import Catalog``.
+- the beamline's API: ``from intake_resonance import Catalog``;
+- virtual Zarr: ``virtualize("bt.db", "bt.icechunk")`` writes an Icechunk
+  repository any Zarr reader opens (extra ``virtual``).
 
 Importing the package loads nothing but this file: each public name is
 imported from its module on first use, so ``import intake_resonance`` stays
@@ -12,9 +14,9 @@ fast and xarray's engine discovery does not pull in intake, matplotlib or
 the command line.
 
 The sub-packages are the layers, lowest first (:mod:`.layers`): ``beamtime``
-(files on disk), ``datasets`` (a run as a Dataset), ``analysis``, ``faces``
-(xarray, intake, tiled, the beamline's API) and ``tools`` (CLI, demo,
-writer, checker).
+(files on disk), ``datasets`` (a run as a Dataset), ``analysis``,
+``virtual`` (a beamtime as a virtual Zarr), ``faces`` (xarray, intake,
+tiled, the beamline's API) and ``tools`` (CLI, demo, writer, checker).
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ __all__ = ["virtualize_command"]
 def virtualize_command(path: Path, out: Path, runs: tuple[str, ...], skip_unmappable: bool, progress: bool) -> None:
     """Write beamtime PATH into the Icechunk repository OUT: frames referenced where they lie, nothing copied.
 
-    Any Zarr reader then opens a run with xarray, zarr and icechunk alone
-    (``xr.open_zarr(session.store, group="UID/primary")``). Run it again to
-    add new runs and new events of runs still open, as a new commit.
+    Any Zarr reader then opens a run with xarray, zarr and icechunk alone:
+    xr.open_zarr(session.store, group="UID/primary"). Run it again to add new
+    runs and new events of runs still open, as a new commit.
     """
     try:
         import icechunk
