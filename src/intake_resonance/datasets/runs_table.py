@@ -67,13 +67,7 @@ def build_runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.Da
     operator. The counts are defined in :mod:`intake_resonance.beamtime.records.summary`.
     """
     cols = records.runs_table(db, query)
-    counts = records.counts_table(db, query)
-    none = records.RunCounts()
-    per_run = [counts.get(uid, none) for uid in cols["uid"]]
-    n = len(per_run)
-    num_events = np.fromiter((c.num_events for c in per_run), np.int64, n)
-    stream_events = np.fromiter((c.events.get(stream, 0) for c in per_run), np.int64, n)
-    frames = np.fromiter((c.frames.get(stream, 0) for c in per_run), np.int64, n)
+    num_events, stream_events, frames = records.counts_columns(db, cols["uid"], query, stream)
     data: dict[str, Any] = {
         "uid": cols["uid"],
         "plan_name": cols["plan_name"],

@@ -30,7 +30,7 @@ from .runs import (
     runs_by_sample,
     runs_table,
 )
-from .summary import RunCounts, counts_table, events_per_run, field_ranges, iso_utc, run_counts, run_summary
+from .summary import RunCounts, counts_columns, counts_table, events_per_run, field_ranges, iso_utc, run_counts, run_summary
 
 __all__ = [
     "MISSING",
@@ -74,6 +74,7 @@ __all__ = [
     "RunCounts",
     "run_counts",
     "events_per_run",
+    "counts_columns",
     "ManyEvents",
     "many_event_tables",
     "many_streams",

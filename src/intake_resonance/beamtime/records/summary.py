@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from ..format import Database
 from ..plans import indexed_by
 from ._values import _is_int
 from .query import RunQuery
 from .runs import RunRecord
 
-__all__ = ["RunCounts", "run_counts", "events_per_run", "counts_table", "field_ranges", "iso_utc", "run_summary"]
+__all__ = ["RunCounts", "run_counts", "events_per_run", "counts_table", "counts_columns", "field_ranges", "iso_utc", "run_summary"]
 
 
 def iso_utc(t: float | None) -> str | None:
@@ -168,6 +170,21 @@ def counts_table(db: Database, query: RunQuery | None = None) -> dict[str, RunCo
     the order they were written. Runs without streams are left out (their
     counts are all 0).
     """
+    streams, events, frames = _count_parts(db, query)
+    out: dict[str, RunCounts] = {}
+    for run_uid, name, stream_uid, *_ in streams:
+        counts = out.get(run_uid)
+        if counts is None:
+            counts = out[run_uid] = RunCounts(events[run_uid], {})
+        if stream_uid in frames:
+            counts.frames[name] = frames[stream_uid]
+    return out
+
+
+def _count_parts(
+    db: Database, query: RunQuery | None
+) -> tuple[list[tuple[Any, ...]], dict[str, dict[str, int]], dict[Any, int]]:
+    """The streams (run_uid, name, uid, ...), events per stream name of each run, and frames per stream uid."""
     where, params = (query or RunQuery()).where()
     # The runs are joined only to apply criteria: the whole beamtime needs streams alone.
     join = " JOIN runs r ON r.uid = st.run_uid LEFT JOIN samples s ON s.id = r.sample_id" + where if where else ""
@@ -188,14 +205,34 @@ def counts_table(db: Database, query: RunQuery | None = None) -> dict[str, RunCo
     frames = dict(db.query(
         "SELECT (SELECT stream_uid FROM events e WHERE e.uid = ir.event_uid) su, count(*) FROM image_refs ir GROUP BY su"
     ))
-    out: dict[str, RunCounts] = {}
+    return streams, events, frames
+
+
+def counts_columns(
+    db: Database, uids: list[str], query: RunQuery | None = None, stream: str = "primary"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``num_events``, ``stream_events`` and ``frames`` of ``stream`` for each of ``uids``, as arrays.
+
+    The numbers :func:`counts_table` gives (``RunCounts.num_events``,
+    ``stream_events(stream)``, ``stream_frames(stream)``; 0 for a run
+    without streams), without a record per run: what the runs table needs.
+    ``uids`` are runs matching ``query``.
+    """
+    streams, events, frames = _count_parts(db, query)
+    n = len(uids)
+    index = {u: i for i, u in enumerate(uids)}
+    num, per_stream, n_frames = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for run_uid, per in events.items():
+        i = index.get(run_uid)
+        if i is not None:
+            num[i] = sum(per.values())
+            per_stream[i] = per.get(stream, 0)
     for run_uid, name, stream_uid, *_ in streams:
-        counts = out.get(run_uid)
-        if counts is None:
-            counts = out[run_uid] = RunCounts(events[run_uid], {})
-        if stream_uid in frames:
-            counts.frames[name] = frames[stream_uid]
-    return out
+        if name == stream and stream_uid in frames:
+            i = index.get(run_uid)
+            if i is not None:
+                n_frames[i] = frames[stream_uid]
+    return num, per_stream, n_frames
 
 
 def field_ranges(
