@@ -112,7 +112,7 @@ def test_export_onto_a_really_full_disk(tmp_path: Path) -> None:
 
 def test_export_killed_leaves_no_target(tmp_path: Path) -> None:
     db = tmp_path / "bt.db"
-    uid, _ = _big_run(db, 60, (256, 256))  # 15 MiB of incompressible frames: takes a moment
+    uid, _ = _big_run(db, 100, (256, 256))  # 25 MiB of incompressible frames: takes a moment
     exe = Path(sys.executable).with_name("intake-resonance")
     for name, existing in (("run.nc", False), ("old.nc", True), ("run.zarr", False)):
         out = tmp_path / name
@@ -126,7 +126,7 @@ def test_export_killed_leaves_no_target(tmp_path: Path) -> None:
             assert proc.poll() is None, "export ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.002)
-        time.sleep(0.05)  # well inside the writing
+        time.sleep(0.01)  # inside the writing (the partial name exists only while it lasts)
         assert proc.poll() is None, "export ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
