@@ -49,7 +49,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     plain = folder / "plain.db"
     with BeamtimeWriter(plain, seed=12) as w:
         w.connection.execute("PRAGMA synchronous = OFF")
-        nexafs = [write_nexafs(w, T0 + 100 * i, n=30)[0] for i in range(120)]
+        nexafs = [write_nexafs(w, T0 + 100 * i, n=30, sample=f"S{i}")[0] for i in range(120)]
         rsoxs, _, frames = write_rsoxs(w, T0 + 100 * 200, n=12)
     crafted = folder / "crafted.db"
     shutil.copy(plain, crafted)
@@ -82,6 +82,12 @@ READS: dict[str, Callable[[Database, dict[str, Any]], Any]] = {
     "run_counts": lambda db, f: records.run_counts(db, f["rsoxs"]),
     "frame_refs": lambda db, f: records.frame_refs(db, f["rsoxs"], "detector_image", "primary").index.tolist(),
     "image_fields": lambda db, f: records.image_fields(db, f["rsoxs"], "primary"),
+    "list_uids": lambda db, f: records.list_uids(db),
+    "runs_table": lambda db, f: records.runs_table(db),
+    "search by sample": lambda db, f: [r.uid for r in records.list_runs(db, records.RunQuery().narrow(sample="S7"))],
+    "runs_by_sample": lambda db, f: [r.uid for r in records.runs_by_sample(db, "S9")],
+    "recent": lambda db, f: [r.uid for r in records.recent_runs(db, 5)],
+    "match_uids": lambda db, f: records.match_uids(db, f["nexafs"][3][:8]),
     "run_fields": lambda db, f: [(s.name, [x.name for x in s.fields]) for s in records.run_fields(db, f["nexafs"][60])],
 }
 
