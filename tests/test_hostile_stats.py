@@ -88,6 +88,9 @@ READS: dict[str, Callable[[Database, dict[str, Any]], Any]] = {
     "runs_by_sample": lambda db, f: [r.uid for r in records.runs_by_sample(db, "S9")],
     "recent": lambda db, f: [r.uid for r in records.recent_runs(db, 5)],
     "match_uids": lambda db, f: records.match_uids(db, f["nexafs"][3][:8]),
+    "many_event_tables": lambda db, f: (
+        lambda m: (m.events.seq_num.tolist(), m.offsets.tolist())
+    )(records.many_event_tables(db, f["nexafs"][:50], "primary")),
     "run_fields": lambda db, f: [(s.name, [x.name for x in s.fields]) for s in records.run_fields(db, f["nexafs"][60])],
 }
 
