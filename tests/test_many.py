@@ -276,3 +276,30 @@ def test_event_text_not_utf8_among_many_names_its_run(mixed):
     assert info.value.run == uids[1] and info.value.seq_num == 3
     got = stack_many(path, uids, errors="skip")
     assert got.attrs["skipped_runs"] == [uids[1]] and uids[1] not in got.run.values
+
+
+def test_crafted_statistics_cannot_slow_a_many_run_read(tmp_path):
+    import shutil
+
+    from conftest import write_nexafs
+    from test_hostile_stats import STEP, _craft, _steps
+
+    plain = tmp_path / "plain.db"
+    with BeamtimeWriter(plain, seed=12) as w:
+        w.connection.execute("PRAGMA synchronous = OFF")
+        uids = [write_nexafs(w, T0 + 100 * i, n=30)[0] for i in range(120)]
+    crafted = tmp_path / "crafted.db"
+    shutil.copy(plain, crafted)
+    _craft(crafted)
+    some = uids[40:80]
+    reads = {
+        "many_event_tables": lambda db: records.many_event_tables(db, some).events.seq_num.tolist(),
+        "events_frame": lambda db: events_frame(db, some).to_dict("list"),
+        "stack_many": lambda db: stack_many(db, some, by="sample_name").drop_attrs().to_dict(),
+        "runs_table": lambda db: records.counts_columns(db, uids)[0].tolist(),
+    }
+    for name, read in reads.items():
+        plain_steps, plain_out = _steps(plain, read)
+        crafted_steps, crafted_out = _steps(crafted, read)
+        assert crafted_out == plain_out, name
+        assert crafted_steps <= 2 * plain_steps + 20 * STEP, (name, plain_steps, crafted_steps)

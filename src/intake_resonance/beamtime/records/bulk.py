@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import BadJSONError, BadTextError, BeamtimeError
 from ..format import Database
+from ..plans import indexed_by
 from ._values import MISSING, decode_json
 from .columnar import (
     _MAX_SPAN,
@@ -69,24 +70,30 @@ MAX_PARAMS = 500
 #: decoding the one before, large enough that Arrow's per-call cost is noise.
 BATCH_EVENTS = 16384
 
-_STREAMS_SQL = (
-    "SELECT st.run_uid, st.uid, (SELECT min(seq_num) FROM events WHERE stream_uid = st.uid), "
-    "(SELECT max(seq_num) FROM events WHERE stream_uid = st.uid) "
-    "FROM json_each(?) j CROSS JOIN streams st ON st.run_uid = j.value WHERE st.name = ?"
-)
+def _streams_sql(db: Database) -> str:
+    # Lookups name their index when the file carries planner statistics (beamtime.plans).
+    on_seq = indexed_by(db, "events", "stream_uid", "seq_num")
+    return (
+        f"SELECT st.run_uid, st.uid, (SELECT min(seq_num) FROM events{on_seq} WHERE stream_uid = st.uid), "
+        f"(SELECT max(seq_num) FROM events{on_seq} WHERE stream_uid = st.uid) "
+        f"FROM json_each(?) j CROSS JOIN streams st{indexed_by(db, 'streams', 'run_uid', 'name')} "
+        "ON st.run_uid = j.value WHERE st.name = ?"
+    )
 
 # One row for a whole batch: the outer loop walks the batch's streams in the order
 # given, the inner one each stream's seq_num index, so rows come run by run in
 # seq_num order (checked, not trusted). Each stream's upper bound is the span read
 # before, so a live run's events committed since do not overflow the columns.
-_BATCH_SQL = (
-    "SELECT count(*), group_concat(j.key), group_concat(e.seq_num), "
-    f"min(typeof(e.time) = 'real' AND CAST(e.time * {_TIME_SCALE} AS INTEGER) = e.time * {_TIME_SCALE}), "
-    f"group_concat(CAST(e.time * {_TIME_SCALE} AS INTEGER)), "
-    "CAST(group_concat(e.data, char(10)) AS BLOB) "
-    "FROM json_each(?) j CROSS JOIN events e ON e.stream_uid = json_extract(j.value, '$[0]') "
-    "AND e.seq_num BETWEEN json_extract(j.value, '$[1]') AND json_extract(j.value, '$[2]')"
-)
+def _batch_sql(db: Database) -> str:
+    return (
+        "SELECT count(*), group_concat(j.key), group_concat(e.seq_num), "
+        f"min(typeof(e.time) = 'real' AND CAST(e.time * {_TIME_SCALE} AS INTEGER) = e.time * {_TIME_SCALE}), "
+        f"group_concat(CAST(e.time * {_TIME_SCALE} AS INTEGER)), "
+        "CAST(group_concat(e.data, char(10)) AS BLOB) "
+        f"FROM json_each(?) j CROSS JOIN events e{indexed_by(db, 'events', 'stream_uid', 'seq_num')} "
+        "ON e.stream_uid = json_extract(j.value, '$[0]') "
+        "AND e.seq_num BETWEEN json_extract(j.value, '$[1]') AND json_extract(j.value, '$[2]')"
+    )
 
 
 @dataclass
@@ -202,8 +209,9 @@ def many_event_tables(
 def _find_streams(db: Database, runs: list[str], stream: str) -> list[_Stream]:
     found: dict[str, list[tuple[str, Any, Any]]] = {}
     unique = list(dict.fromkeys(runs))
+    sql = _streams_sql(db)
     for k in range(0, len(unique), MAX_PARAMS):
-        for run_uid, suid, lo, hi in db.query(_STREAMS_SQL, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
+        for run_uid, suid, lo, hi in db.query(sql, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
             found.setdefault(run_uid, []).append((suid, lo, hi))
     out = []
     for pos, run in enumerate(runs):
@@ -246,13 +254,13 @@ def _plan(streams: list[_Stream], batch_events: int) -> Iterator[list[_Stream] |
 
 
 def _uses_index(db: Database) -> bool:
-    plan = db.query("EXPLAIN QUERY PLAN " + _BATCH_SQL, (json.dumps([["", 0, 0]]),))
+    plan = db.query("EXPLAIN QUERY PLAN " + _batch_sql(db), (json.dumps([["", 0, 0]]),))
     return any("INDEX" in str(row[-1]) and "seq_num" in str(row[-1]) for row in plan)
 
 
 def _fetch_batch(db: Database, batch: list[_Stream]) -> _Batch:
     spec = json.dumps([[s.uid, s.lo, s.hi] for s in batch])
-    count, key_text, seq_text, time_ok, time_text, blob = db.query(_BATCH_SQL, (spec,))[0]
+    count, key_text, seq_text, time_ok, time_text, blob = db.query(_batch_sql(db), (spec,))[0]
     lo, hi = batch[0].lo, batch[-1].hi
     if count == 0:
         return _Batch(batch, _Raw(lo, hi, 0, None, None, None), np.zeros(0, np.int64))
@@ -449,10 +457,6 @@ def _read_plain(
 
 
 # ------------------------------------------------------------ what else a many-run read needs
-_MANY_STREAMS_SQL = (
-    "SELECT st.run_uid, st.uid, st.name, st.data_keys, st.time_created FROM json_each(?) j "
-    "CROSS JOIN streams st ON st.run_uid = j.value WHERE st.name = ?"
-)
 
 
 def many_streams(db: Database, runs: Sequence[str], stream: str) -> dict[str, StreamRecord]:
@@ -467,10 +471,14 @@ def many_streams(db: Database, runs: Sequence[str], stream: str) -> dict[str, St
     """
     out: dict[str, StreamRecord] = {}
     twice: set[str] = set()
+    sql = (
+        "SELECT st.run_uid, st.uid, st.name, st.data_keys, st.time_created FROM json_each(?) j "
+        f"CROSS JOIN streams st{indexed_by(db, 'streams', 'run_uid', 'name')} ON st.run_uid = j.value WHERE st.name = ?"
+    )
     decoded: dict[Any, dict[str, dict[str, Any]]] = {}  # runs of one plan share their descriptors' text
     unique = list(dict.fromkeys(runs))
     for k in range(0, len(unique), MAX_PARAMS):
-        for run_uid, suid, name, data_keys, created in db.query(_MANY_STREAMS_SQL, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
+        for run_uid, suid, name, data_keys, created in db.query(sql, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
             if run_uid in out:
                 twice.add(run_uid)
             known = decoded.get(data_keys) if isinstance(data_keys, str) else None
@@ -501,13 +509,16 @@ def many_image_fields(db: Database, runs: Sequence[str], stream: str, n_events: 
         return out
     if max_ref <= n_events:
         sql = (
-            "SELECT DISTINCT s.run_uid, ir.field_name FROM image_refs ir CROSS JOIN events e ON e.uid = ir.event_uid "
+            f"SELECT DISTINCT s.run_uid, ir.field_name FROM image_refs ir CROSS JOIN events e{indexed_by(db, 'events', 'uid')} "
+            "ON e.uid = ir.event_uid "
             "CROSS JOIN streams s ON s.uid = e.stream_uid WHERE s.name = ? AND s.run_uid IN (SELECT value FROM json_each(?))"
         )
     else:
         sql = (
-            "SELECT DISTINCT s.run_uid, ir.field_name FROM streams s CROSS JOIN events e ON e.stream_uid = s.uid "
-            "CROSS JOIN image_refs ir ON ir.event_uid = e.uid WHERE s.name = ? AND s.run_uid IN (SELECT value FROM json_each(?))"
+            f"SELECT DISTINCT s.run_uid, ir.field_name FROM streams s{indexed_by(db, 'streams', 'run_uid')} "
+            f"CROSS JOIN events e{indexed_by(db, 'events', 'stream_uid')} ON e.stream_uid = s.uid "
+            f"CROSS JOIN image_refs ir{indexed_by(db, 'image_refs', 'event_uid')} ON ir.event_uid = e.uid "
+            "WHERE s.name = ? AND s.run_uid IN (SELECT value FROM json_each(?))"
         )
     unique = list(dict.fromkeys(runs))
     for k in range(0, len(unique), MAX_PARAMS):

@@ -221,8 +221,9 @@ def get_runs(db: Database, uids: list[str] | tuple[str, ...]) -> dict[str, RunRe
 
     out: dict[str, RunRecord] = {}
     unique = list(dict.fromkeys(uids))
+    sql = _RUN_SELECT.replace("FROM runs r", "FROM runs r" + indexed_by(db, "runs", "uid"), 1)
     for k in range(0, len(unique), 500):
-        rows = db.query(_RUN_SELECT + " WHERE r.uid IN (SELECT value FROM json_each(?))", (json.dumps(unique[k : k + 500]),))
+        rows = db.query(sql + " WHERE r.uid IN (SELECT value FROM json_each(?))", (json.dumps(unique[k : k + 500]),))
         out.update((r.uid, r) for r in _run_records(db, rows))
     return out
 
