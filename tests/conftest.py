@@ -71,6 +71,24 @@ def write_rsoxs(w: BeamtimeWriter, t0: float, n: int = 5, sample: str | None = "
     return uid, events, frames
 
 
+@pytest.fixture(scope="session")
+def process_client() -> Any:
+    """A ``dask.distributed`` client over two worker processes, shared by the session.
+
+    Starting worker processes is the slow and load-sensitive part, so it is done
+    once, with a generous connect timeout. The client is not made the default
+    scheduler: tests send work to it explicitly, and every other test keeps
+    dask's local scheduler.
+    """
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "90s"}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
 @pytest.fixture
 def beamtime(tmp_path: Path) -> Written:
     """A small beamtime: one NEXAFS run (with baseline) and one RSoXS run."""

@@ -263,12 +263,9 @@ def test_run_tree_has_every_stream(beamtime):
     assert tree["primary"].to_dataset().i0.values.tolist() == [e["i0"] for e in beamtime.events["nexafs"]]
 
 
-def test_computes_on_distributed_process_workers(beamtime):
-    distributed = pytest.importorskip("distributed")
+def test_computes_on_distributed_process_workers(beamtime, process_client):
     ds = open_run_dataset(beamtime.path, beamtime.uids["rsoxs"], chunks=2)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            mean = ds.detector_image.mean("time").compute()
-            total = client.compute(ds.detector_image.sum()).result()
+    mean = process_client.compute(ds.detector_image.mean("time")).result()
+    total = process_client.compute(ds.detector_image.sum()).result()
     np.testing.assert_allclose(mean.values, beamtime.frames["rsoxs"].mean(0))
     assert int(total) == int(beamtime.frames["rsoxs"].sum())

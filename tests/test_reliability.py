@@ -635,13 +635,10 @@ def test_stream_without_events_through_faces(faulty: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- dask.distributed
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as c:
-        yield c
+@pytest.fixture
+def client(process_client):
+    """The session's process cluster (see conftest)."""
+    return process_client
 
 
 def _frames_on_worker(store: str, refs_bytes: bytes, db_path: str) -> tuple[int, np.ndarray]:
