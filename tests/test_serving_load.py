@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +16,8 @@ from conftest import IMAGE_KEYS, T0, write_nexafs
 
 pytest.importorskip("tiled.server")
 httpx = pytest.importorskip("httpx")
+
+from served import running_server  # noqa: E402
 
 from intake_resonance.tools.writer import BeamtimeWriter  # noqa: E402
 
@@ -36,43 +33,6 @@ def _rss(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no {field} for {pid}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def running_server(db: Path, key: str, log: list[str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``intake-resonance serve`` on an ephemeral port of 127.0.0.1, the key from the environment.
-
-    Its stderr lands in ``log`` when it has stopped.
-    """
-    port = _free_port()
-    exe = Path(sys.executable).with_name("intake-resonance")
-    env = {**os.environ, "TILED_SINGLE_USER_API_KEY": key}
-    proc = subprocess.Popen([str(exe), "serve", str(db), "--port", str(port)], env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                httpx.get(f"{url}/api/v1/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-        yield url, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr:
-            log.append(proc.stderr.read())
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +90,7 @@ def test_sixteen_clients_fifty_requests_each(written: dict[str, Any]) -> None:
                 one(http, i + n)
 
     log: list[str] = []
-    with running_server(written["path"], key, log) as (url, proc):
+    with running_server(written["path"], log, env={**os.environ, "TILED_SINGLE_USER_API_KEY": key}) as (url, proc):
         client(url, 0)  # warm up: every kind of node built once
         before = _rss(proc.pid, "VmRSS")
         threads = [threading.Thread(target=client, args=(url, n)) for n in range(CLIENTS)]

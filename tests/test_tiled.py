@@ -6,10 +6,7 @@ import hashlib
 import os
 import secrets
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -415,35 +412,13 @@ def test_tiled_serve_config_entry_points(bt: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------- real server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_command(bt: dict[str, Any]) -> None:
     import httpx
+    from served import running_server
 
-    port, key = _free_port(), f"{secrets.token_urlsafe(24)}-_"  # as people make keys; tiled alone refuses '-'
-    exe = Path(sys.executable).with_name("intake-resonance")
-    proc = subprocess.Popen(
-        [str(exe), "serve", str(bt["path"]), "--port", str(port), "--api-key", key],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"{url}/healthz", headers={"Authorization": f"Apikey {key}"}, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+    key = f"{secrets.token_urlsafe(24)}-_"  # as people make keys; tiled alone refuses '-'
+    log: list[str] = []
+    with running_server(bt["path"], log, args=["--api-key", key]) as (url, proc):
         assert httpx.get(f"{url}/api/v1/metadata/", timeout=5).status_code == 401
         # tiled's own /zarr routes check no key; our guard stands in front of them too
         for route in (f"zarr/v3/{bt['rsoxs']}/primary/zarr.json", f"zarr/v3/{bt['rsoxs']}/primary/detector_image/c/0/0/0"):
@@ -465,12 +440,7 @@ def test_serve_command(bt: dict[str, Any]) -> None:
         np.testing.assert_array_equal(ds.detector_image[2].values, bt["frames"][2])
         assert ds.detector_image.chunks[0] == (1,) * 5
         np.testing.assert_array_equal(ds.energy_position.values, [285.0, 286.0, 287.0, 288.0, 289.0])
-    finally:
-        proc.terminate()
-        rc = proc.wait(timeout=30)
-        err = proc.stderr.read() if proc.stderr else ""
-        if proc.stderr:
-            proc.stderr.close()
+    rc, err = proc.returncode, log[0]
     assert rc == 0, err
     assert f"at {url}" in err and "API key: (from --api-key)" in err and "stopped" in err
     assert "Traceback" not in err
