@@ -71,14 +71,17 @@ def write_rsoxs(w: BeamtimeWriter, t0: float, n: int = 5, sample: str | None = "
     return uid, events, frames
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def process_client() -> Any:
-    """A ``dask.distributed`` client over two worker processes, shared by the session.
+    """A ``dask.distributed`` client over two worker processes, shared by a module's tests.
 
     Starting worker processes is the slow and load-sensitive part, so it is done
-    once, with a generous connect timeout. The client is not made the default
-    scheduler: tests send work to it explicitly, and every other test keeps
-    dask's local scheduler.
+    once per module, with a generous connect timeout. Not per session: every
+    cluster's scheduler takes port 8787 for its HTTP routes (even without a
+    dashboard), and a second cluster alive at the same time leaks the socket
+    of its failed try. The client is not made the default scheduler: tests
+    send work to it explicitly, and every other test keeps dask's local
+    scheduler.
     """
     distributed = pytest.importorskip("distributed")
     import dask
