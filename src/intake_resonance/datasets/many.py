@@ -90,10 +90,15 @@ def _all_gaps(values: np.ndarray | list[Any]) -> bool:
     return all(v is None or v is records.MISSING for v in values)
 
 
-def _resolve(db: Database, keys: Iterable[str]) -> list[str]:
+def _resolve(db: Database, keys: Iterable[str]) -> tuple[list[str], dict[str, records.RunRecord]]:
+    """Full uids for ``keys`` (uids or unique prefixes), and the run rows read on the way."""
     keys = [str(k) for k in keys]
     known = records.get_runs(db, keys)
-    return [k if k in known else records.resolve_uid(db, k) for k in keys]
+    runs = [k if k in known else records.resolve_uid(db, k) for k in keys]
+    prefixed = [u for u in runs if u not in known]
+    if prefixed:
+        known.update(records.get_runs(db, prefixed))
+    return runs, known
 
 
 def read_many(db: Database, uids: Iterable[str], stream: str = "primary", *, errors: str = "raise") -> ManyRuns:
@@ -116,8 +121,7 @@ def read_many(db: Database, uids: Iterable[str], stream: str = "primary", *, err
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
-    runs = _resolve(db, uids)
-    rows = records.get_runs(db, runs)
+    runs, rows = _resolve(db, uids)
     counts = records.events_per_run(db, runs)
     samples: dict[Any, records.SampleRecord | None] = {}
     bad: dict[str, BeamtimeError] = {}
@@ -408,7 +412,7 @@ def events_frame(
     with open_database(beamtime) as db:
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
-        runs = _resolve(db, uids)
+        runs, _ = _resolve(db, uids)
         many = records.many_event_tables(db, runs, stream, errors=errors)
     ev = many.events
     kept = [u for u in runs if u not in many.skipped]
