@@ -56,6 +56,15 @@ def test_stack_many_equals_stack_runs(mixed, by):
     xr.testing.assert_identical(stack_many(path, closed, by=by), stack_runs(open_run_datasets(path, closed), by=by))
 
 
+def test_uid_prefixes_read_as_their_runs(mixed):
+    path, uids = mixed
+    prefixes = [u[:8] for u in uids[:3]] + uids[3:5]  # prefixes and full uids mixed, order kept
+    xr.testing.assert_identical(stack_many(path, prefixes), stack_many(path, uids[:5]))
+    pd.testing.assert_frame_equal(events_frame(path, prefixes), events_frame(path, uids[:5]))
+    with pytest.raises(BeamtimeError, match="no run"):
+        stack_many(path, [uids[0], "ffffff00"])
+
+
 def test_stack_many_empty_and_live_runs(mixed):
     path, uids = mixed
     got = stack_many(path, uids)
