@@ -31,7 +31,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .store import BeamtimeStore
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path", "busy_timeout"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path", "busy_timeout", "file_identity"]
 
 #: Newest schema version this package reads (``PRAGMA user_version``).
 SCHEMA_VERSION = 2
@@ -82,7 +82,8 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the file at ``path`` now (links followed), or None if there is none."""
     try:
         st = os.stat(path)
     except OSError:
@@ -262,7 +263,7 @@ class Database:
                     raise self._busy(exc) from exc
                 raise BeamtimeFormatError(f"cannot open as SQLite read-only: {exc}", self.path) from exc
             self._conn, self._immutable = conn, immutable
-            self._identity = _identity(self.path)
+            self._identity = file_identity(self.path)
         return self._conn
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
@@ -324,7 +325,7 @@ class Database:
             If the new file is not a beamtime.
         """
         with self._lock:
-            now = _identity(self.path)
+            now = file_identity(self.path)
             if now is None or not self.path.is_file():
                 self.close()
                 raise BeamtimeNotFoundError("beamtime database was deleted (or moved away) since it was opened", self.path)

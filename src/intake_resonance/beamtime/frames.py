@@ -25,7 +25,6 @@ device number is not compared (each host numbers its mounts itself).
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import threading
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BeamtimeError, BeamtimeReplacedError, FrameDecodeError, FrameIndexError, FrameMismatchError
-from .format import open_zarr_array
+from .format import file_identity, open_zarr_array
 from .records import FrameRefs
 from .store import BeamtimeStore
 from .zstd_frames import ZstdFrames
@@ -66,14 +65,6 @@ def array_layout_problems(
     if dtype is not None and np.dtype(arr.dtype).newbyteorder("=") != np.dtype(dtype).newbyteorder("="):
         problems.append(f"array {group!r} holds {arr.dtype}, but image_refs say {np.dtype(dtype)}")
     return problems
-
-
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _split_key(key: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -141,7 +132,7 @@ class FrameStack:
         self.refs = refs
         self.db_path = None if db_path is None else Path(db_path)
         if identity is None and self.db_path is not None:
-            identity = _file_identity(self.db_path)
+            identity = file_identity(self.db_path)
         self.identity = identity
         self._host = socket.gethostname()
         self.run, self.stream, self.field = run, stream, field
@@ -253,7 +244,7 @@ class FrameStack:
         """Refuse to read once the ``.db`` the references came from is gone or another file."""
         if self.identity is None or self.db_path is None:
             return
-        now = _file_identity(self.db_path)
+        now = file_identity(self.db_path)
         if now is None:
             raise BeamtimeReplacedError(
                 "beamtime database was deleted (or moved away) after this Dataset was opened; its frames are not read",
