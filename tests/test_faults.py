@@ -173,6 +173,25 @@ def test_lazy_dataset_refuses_a_changed_db(tmp_path: Path, change: str) -> None:
     cat.close()
 
 
+def test_lazy_dataset_refuses_a_store_replaced_under_the_same_db(tmp_path: Path) -> None:
+    db = tmp_path / "bt.db"
+    uid, frames = _write(db, 1)
+    ds = open_run_dataset(str(db), uid, chunks=1)
+    images = Catalog(db)[uid].images()
+    np.testing.assert_array_equal(ds.detector_image[0].values, frames[0])
+    # Another beamtime's store, with arrays at the same paths, swapped in; the .db is untouched.
+    other = tmp_path / "other" / "bt.db"
+    other.parent.mkdir()
+    _write(other, 2)
+    store = db.with_suffix(".zarr")
+    shutil.rmtree(store)
+    os.replace(other.with_suffix(".zarr"), store)
+    for compute in (lambda: ds.detector_image.values, lambda: images[1]):
+        with pytest.raises(BeamtimeReplacedError) as info:
+            compute()
+        assert str(store) in str(info.value) and f"run {uid}" in str(info.value) and "replaced" in str(info.value)
+
+
 def test_replaced_during_compute(tmp_path: Path) -> None:
     import dask
 

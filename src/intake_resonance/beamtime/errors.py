@@ -115,9 +115,9 @@ class BeamtimeBusyError(BeamtimeError):
 
 
 class BeamtimeReplacedError(BeamtimeError):
-    """The ``.db`` was deleted, or replaced by another file, after a lazy Dataset was opened on it.
+    """The ``.db`` or its ``.zarr`` store was deleted, or replaced by another, after a lazy Dataset was opened on it.
 
-    Its frame references belong to the old file: frames are not read, and
+    Its frame references belong to the old files: frames are not read, and
     the Dataset must be opened again.
     """
 

@@ -103,7 +103,9 @@ class FrameStack:
     identity : tuple of int, optional
         ``(st_dev, st_ino)`` of the ``.db`` the references were read from
         (:attr:`.format.Database.identity`); default: the file at
-        ``db_path`` now. Reads refuse once the file at ``db_path`` is another.
+        ``db_path`` now. Reads refuse once the file at ``db_path`` is another,
+        or the ``store`` directory is another than it was when the stack was
+        made (both checked only when an identity is known).
 
     Notes
     -----
@@ -134,6 +136,9 @@ class FrameStack:
         if identity is None and self.db_path is not None:
             identity = file_identity(self.db_path)
         self.identity = identity
+        # The store is checked the same way: a .zarr swapped under an unchanged .db
+        # holds other arrays at the same paths.
+        self.store_identity = file_identity(self.store) if identity is not None else None
         self._host = socket.gethostname()
         self.run, self.stream, self.field = run, stream, field
         self.frame_shape: tuple[int, int] = refs.frame_shape or (0, 0)
@@ -250,13 +255,25 @@ class FrameStack:
                 "beamtime database was deleted (or moved away) after this Dataset was opened; its frames are not read",
                 self.db_path, run=self.run, stream=self.stream, field=self.field,
             )
-        same_host = socket.gethostname() == self._host
-        if now[1] != self.identity[1] or (same_host and now[0] != self.identity[0]):
+        if not self._same(now, self.identity):
             raise BeamtimeReplacedError(
                 "beamtime database was replaced by another file after this Dataset was opened; "
                 "its frame references belong to the old file: open the run again",
                 self.db_path, run=self.run, stream=self.stream, field=self.field,
             )
+        if self.store_identity is not None and not self._same(file_identity(self.store), self.store_identity):
+            raise BeamtimeReplacedError(
+                "frame store was replaced (or removed) after this Dataset was opened; "
+                "the frame references belong to the old store: open the run again",
+                self.store, run=self.run, stream=self.stream, field=self.field,
+            )
+
+    def _same(self, now: tuple[int, int] | None, then: tuple[int, int]) -> bool:
+        """Whether ``now`` is the file ``then`` named: the inode, and the device on the host that saw it."""
+        if now is None:
+            return False
+        # Another host (a dask worker over NFS) numbers the mounts itself: compare inodes only.
+        return now[1] == then[1] and (socket.gethostname() != self._host or now[0] == then[0])
 
     def _where(self, seq_num: int) -> dict[str, Any]:
         return {"run": self.run, "stream": self.stream, "field": self.field, "seq_num": seq_num}
