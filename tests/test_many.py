@@ -150,16 +150,25 @@ def test_batches_and_ranges_give_the_same_table(mixed):
     db.close()
 
 
+def _set_event_data(path, run_uid, seq_num, data, as_text=False):
+    """Overwrite one primary event's stored data (bytes stored as TEXT with ``as_text``), as a crafted file would hold it."""
+    import sqlite3
+
+    value = "CAST(? AS TEXT)" if as_text else "?"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        f"UPDATE events SET data = {value} WHERE seq_num = ? AND stream_uid IN "
+        "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",
+        (data, seq_num, run_uid),
+    )
+    conn.commit()
+    conn.close()
+
+
 @pytest.fixture
 def broken(mixed):
     path, uids = mixed
-    with BeamtimeWriter(path) as w:
-        w.connection.execute(
-            "UPDATE events SET data = '{\"a\": 1,' WHERE seq_num = 3 AND stream_uid IN "
-            "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",
-            (uids[2],),
-        )
-        w.connection.commit()
+    _set_event_data(path, uids[2], 3, '{"a": 1,')
     return path, uids
 
 
@@ -248,13 +257,7 @@ def test_runs_table_is_cached_until_a_commit(mixed):
 def test_a_batch_arrow_cannot_read_is_read_run_by_run(mixed):
     # A newline inside one event's JSON (pretty-printed by hand), and NaN, which json.dumps writes.
     path, uids = mixed
-    with BeamtimeWriter(path) as w:
-        w.connection.execute(
-            "UPDATE events SET data = ? WHERE seq_num = 3 AND stream_uid IN "
-            "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",
-            ('{"a": 1.5,\n "c": NaN}', uids[1]),
-        )
-        w.connection.commit()
+    _set_event_data(path, uids[1], 3, '{"a": 1.5,\n "c": NaN}')
     db = Database(path)
     many = records.many_event_tables(db, uids)
     for i, uid in enumerate(uids):
@@ -268,18 +271,9 @@ def test_a_batch_arrow_cannot_read_is_read_run_by_run(mixed):
 
 
 def test_event_text_not_utf8_among_many_names_its_run(mixed):
-    import sqlite3
-
     path, uids = mixed
-    conn = sqlite3.connect(path)
     bad = bytes.fromhex("7b2261223a312e352c226e6f7465223a22fffe227d")  # {"a":1.5,"note":"<0xff 0xfe>"}
-    conn.execute(
-        "UPDATE events SET data = CAST(? AS TEXT) WHERE seq_num = 3 AND stream_uid IN "
-        "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",
-        (bad, uids[1]),
-    )
-    conn.commit()
-    conn.close()
+    _set_event_data(path, uids[1], 3, bad, as_text=True)
     with pytest.raises(BadJSONError, match=uids[1]) as info:
         events_frame(path, uids)
     assert info.value.run == uids[1] and info.value.seq_num == 3

@@ -29,7 +29,7 @@ from ..beamtime.frames import FrameStack
 from ..beamtime.names import image_dims, renamed_attrs, variable_names
 from .attrs import run_attrs, safe_attrs
 
-__all__ = ["FrameArray", "build_run", "build_run_dataset", "frame_chunks", "image_field_names", "resolve_stream"]
+__all__ = ["FrameArray", "build_run", "build_run_dataset", "event_times", "frame_chunks", "image_field_names", "resolve_stream"]
 
 
 def frame_chunks(n: int, frame_shape: tuple[int, int], dtype: Any, chunks: Any = None) -> tuple[int, int, int]:
@@ -168,6 +168,11 @@ class _ChangedWhileReading(Exception):
     """A commit landed between two queries of one Dataset build."""
 
 
+def event_times(seconds: np.ndarray) -> np.ndarray:
+    """Events' epoch seconds as the ``time`` coordinate holds them: ``datetime64[ns]`` (UTC), rounded to the nanosecond."""
+    return (np.asarray(seconds) * 1e9).round().astype("datetime64[ns]")
+
+
 def build_run_dataset(
     db: Database,
     uid: str,
@@ -242,7 +247,7 @@ def _build(
     ev = records.event_table(db, run.uid, stream, missing=None) if events is None else events  # column-wise, bounded memory
     n = len(ev)
     coords = {
-        "time": ("time", (ev.time * 1e9).round().astype("datetime64[ns]"), {"timezone": "UTC"}),
+        "time": ("time", event_times(ev.time), {"timezone": "UTC"}),
         "seq_num": ("time", ev.seq_num),
     }
     keys = {} if srec is None else srec.data_keys

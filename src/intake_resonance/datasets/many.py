@@ -37,7 +37,7 @@ from ..beamtime.errors import BeamtimeError, LayoutError
 from ..beamtime.format import Database
 from ..beamtime.names import variable_names
 from .attrs import run_attrs
-from .build import _field_attrs, build_run, resolve_stream
+from .build import _field_attrs, build_run, event_times, resolve_stream
 from .location import RunLocation, open_database
 from .stacking import run_label, shared_attrs, stack_runs
 
@@ -298,7 +298,7 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
         out[rows, cols] = values
         return out
 
-    time = (ev.time * 1e9).round().astype("datetime64[ns]")
+    time = event_times(ev.time)
     labels = _labels(many, by, arrays, present)
     coords: dict[Any, Any] = {dim: xr.Variable(dim, np.asarray(labels)), "event": ("event", np.arange(width))}
     for name, values, attrs in (("time", time, {"timezone": "UTC"}), ("seq_num", ev.seq_num, {})):
@@ -422,7 +422,7 @@ def events_frame(
     data: dict[str, Any] = {
         "uid": pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object)),
         "seq_num": ev.seq_num,
-        "time": pd.DatetimeIndex((ev.time * 1e9).round().astype("datetime64[ns]")).tz_localize("UTC"),
+        "time": pd.DatetimeIndex(event_times(ev.time)).tz_localize("UTC"),
     }
     names = list(ev.columns) if fields is None else list(fields)
     for name in names:

@@ -13,6 +13,7 @@ frames as references to the chunk files of the beamtime's store.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import xarray as xr
 
@@ -22,8 +23,15 @@ from ..beamtime.store import BeamtimeStore
 from ..datasets.build import build_run
 from .chunks import ChunkMap, chunk_map
 
-__all__ = ["VirtualRun", "virtual_run_dataset"]
+__all__ = ["VirtualRun", "encoded_attrs", "virtual_run_dataset"]
 
+
+
+def encoded_attrs(attrs: dict[Any, Any]) -> dict[str, Any]:
+    """Attributes as xarray writes them into Zarr metadata (so a reader decodes them as xarray's own)."""
+    from xarray.backends.zarr import encode_zarr_attr_value
+
+    return {str(k): encode_zarr_attr_value(v) for k, v in attrs.items()}
 
 @dataclass
 class VirtualRun:

@@ -41,7 +41,7 @@ from ..beamtime import records
 from ..beamtime.errors import NotVirtualizableError
 from ..beamtime.store import BeamtimeStore
 from ..datasets.location import open_database
-from .dataset import virtual_run_dataset
+from .dataset import encoded_attrs, virtual_run_dataset
 
 __all__ = ["ResonanceParser"]
 
@@ -108,7 +108,7 @@ class ResonanceParser:
         arrays = _memory_arrays(scalars, f"memory://intake-resonance/{token}", registry)
         for name in vrun.maps:
             arrays[name] = _with_attrs(ds[name].data, ds[name].attrs)
-        attrs = {**_encoded(ds.attrs), "coordinates": " ".join(str(c) for c in ds.coords)}
+        attrs = {**encoded_attrs(ds.attrs), "coordinates": " ".join(str(c) for c in ds.coords)}
         self.loadable_variables = [str(v) for v in scalars.variables]
         return ManifestStore(group=ManifestGroup(arrays=arrays, attributes=attrs), registry=registry)
 
@@ -126,18 +126,12 @@ def _token(path: Path, uid: str, stream: str, ds: Any) -> str:
     return str(tokenize(os.path.realpath(path), uid, stream, dict(ds.sizes), sorted(map(str, ds.variables))))
 
 
-def _encoded(attrs: dict[Any, Any]) -> dict[str, Any]:
-    from xarray.backends.zarr import encode_zarr_attr_value
-
-    return {str(k): encode_zarr_attr_value(v) for k, v in attrs.items()}
-
-
 def _with_attrs(marr: Any, attrs: dict[Any, Any]) -> Any:
     from virtualizarr.manifests import ManifestArray
     from zarr.core.metadata import ArrayV3Metadata
 
     md = marr.metadata.to_dict()
-    md["attributes"] = _encoded(attrs)
+    md["attributes"] = encoded_attrs(attrs)
     return ManifestArray(metadata=ArrayV3Metadata.from_dict(md), chunkmanifest=marr.manifest)
 
 

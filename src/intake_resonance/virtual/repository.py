@@ -27,7 +27,7 @@ from typing import Any
 from ..beamtime.errors import VirtualTargetError
 from ..beamtime.format import zarr_path_for
 
-__all__ = ["MARK", "check_target", "open_repository", "open_virtual_session", "read_mark"]
+__all__ = ["MARK", "check_target", "first_line", "open_repository", "open_virtual_session", "read_mark"]
 
 #: Root-group attribute of a repository written by :func:`~intake_resonance.virtual.write.virtualize`.
 MARK = "intake_resonance"
@@ -104,7 +104,7 @@ def open_repository(target: Path, prefix: str, beamtime: Path) -> tuple[Any, boo
         try:
             return icechunk.Repository.create(storage, config, authorize_virtual_chunk_access=auth), True
         except icechunk.IcechunkError as exc:
-            raise VirtualTargetError(f"cannot create an Icechunk repository here: {_first_line(exc)}", target) from exc
+            raise VirtualTargetError(f"cannot create an Icechunk repository here: {first_line(exc)}", target) from exc
     if not target.is_dir() or not icechunk.Repository.exists(storage):
         raise VirtualTargetError("already exists and is not an Icechunk repository (give a new or empty folder)", target)
     found = icechunk.Repository.fetch_config(storage)
@@ -112,7 +112,7 @@ def open_repository(target: Path, prefix: str, beamtime: Path) -> tuple[Any, boo
     try:
         repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access=_authorised(containers) | auth)
     except icechunk.IcechunkError as exc:
-        raise VirtualTargetError(f"cannot open the Icechunk repository: {_first_line(exc)}", target) from exc
+        raise VirtualTargetError(f"cannot open the Icechunk repository: {first_line(exc)}", target) from exc
     mark = read_mark(repo.readonly_session("main"))
     if mark is None:
         raise VirtualTargetError("is an Icechunk repository that intake-resonance did not write; refusing to add to it", target)
@@ -165,6 +165,7 @@ def _authorised(containers: Any) -> dict[str, Any]:
     return {prefix: None for prefix in containers}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text, whitespace folded (its type's name when it has none)."""
     text = str(exc).strip()
     return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__

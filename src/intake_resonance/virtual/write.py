@@ -35,8 +35,8 @@ from ..beamtime.store import BeamtimeStore
 from ..datasets.attrs import run_attrs
 from ..datasets.location import open_database
 from .chunks import store_url_prefix
-from .dataset import VirtualRun, virtual_run_dataset
-from .repository import MARK, check_target, open_repository
+from .dataset import VirtualRun, encoded_attrs, virtual_run_dataset
+from .repository import MARK, check_target, first_line, open_repository
 
 __all__ = ["VirtualizeReport", "virtualize"]
 
@@ -134,7 +134,7 @@ def virtualize(
         try:
             _append(repo, db, store, prefix, uids, report, skip_unmappable=skip_unmappable, progress=bool(progress))
         except _icechunk_errors() as exc:  # a repository Icechunk cannot write (or another writer got there first)
-            raise VirtualTargetError(f"Icechunk could not write the repository: {_first_line(exc)}", out) from exc
+            raise VirtualTargetError(f"Icechunk could not write the repository: {first_line(exc)}", out) from exc
     return report
 
 
@@ -191,11 +191,6 @@ def _icechunk_errors() -> tuple[type[BaseException], ...]:
     return (icechunk.IcechunkError, icechunk.ConflictError, icechunk.RebaseFailedError)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
-
-
 def _root(session: Any) -> Any:
     import zarr
 
@@ -232,12 +227,11 @@ def _write_run(
     session: Any, root: Any, db: Database, run: records.RunRecord, streams: dict[str, VirtualRun], stamp: datetime, *, replace: bool
 ) -> None:
     import virtualizarr  # noqa: F401 - registers the .vz accessor
-    from xarray.backends.zarr import encode_zarr_attr_value
 
     if replace and run.uid in root:
         del root[run.uid]
     group = root.require_group(run.uid)
-    group.attrs.update({k: encode_zarr_attr_value(v) for k, v in run_attrs(db, run).items()})
+    group.attrs.update(encoded_attrs(run_attrs(db, run)))
     for name, vrun in streams.items():
         where = f"{run.uid}/{name}"
         if vrun.maps:

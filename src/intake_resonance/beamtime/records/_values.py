@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -10,7 +11,18 @@ import orjson
 from ..errors import BadJSONError
 from ..format import Database
 
-__all__ = ["MISSING", "MAX_JSON_DEPTH", "decode_json"]
+__all__ = ["MISSING", "MAX_JSON_DEPTH", "MAX_PARAMS", "decode_json", "json_groups"]
+
+#: Runs (or streams) named in one SQL query: one JSON parameter each, so SQLite's
+#: limit on ``?`` never applies, and the text handed over stays small.
+MAX_PARAMS = 500
+
+
+def json_groups(values: Iterable[str]) -> Iterator[str]:
+    """The distinct ``values`` (first seen first) as JSON lists of at most :data:`MAX_PARAMS`, one ``json_each(?)`` each."""
+    unique = list(dict.fromkeys(values))
+    for k in range(0, len(unique), MAX_PARAMS):
+        yield json.dumps(unique[k : k + MAX_PARAMS])
 
 #: Deepest nesting of JSON containers we decode (the event or metadata object
 #: itself is level 1). The beamline writes two or three levels; a deeper file

@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import BadJSONError, BadTextError, BeamtimeError
 from ..format import Database
 from ..plans import indexed_by
-from ._values import MISSING, decode_json
+from ._values import MAX_PARAMS, MISSING, decode_json, json_groups
 from .columnar import (
     _MAX_SPAN,
     _ROWS_SQL,
@@ -51,6 +51,7 @@ from .columnar import (
     _Builder,
     _decode,
     _fetch,
+    _fixed,
     _ints,
     _list_part,
     _Part,
@@ -61,10 +62,6 @@ from .columnar import (
 from .events import StreamRecord, decode_event_rows, stream_events
 
 __all__ = ["ManyEvents", "many_event_tables", "many_streams", "many_image_fields", "MAX_PARAMS"]
-
-#: Runs (or streams) named in one SQL query: one JSON parameter each, so SQLite's
-#: limit on ``?`` never applies, and the text handed over stays small.
-MAX_PARAMS = 500
 
 #: Events per batch of short runs: small enough that fetching one batch overlaps
 #: decoding the one before, large enough that Arrow's per-call cost is noise.
@@ -208,10 +205,9 @@ def many_event_tables(
 
 def _find_streams(db: Database, runs: list[str], stream: str) -> list[_Stream]:
     found: dict[str, list[tuple[str, Any, Any]]] = {}
-    unique = list(dict.fromkeys(runs))
     sql = _streams_sql(db)
-    for k in range(0, len(unique), MAX_PARAMS):
-        for run_uid, suid, lo, hi in db.query(sql, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
+    for group in json_groups(runs):
+        for run_uid, suid, lo, hi in db.query(sql, (group, stream)):
             found.setdefault(run_uid, []).append((suid, lo, hi))
     out = []
     for pos, run in enumerate(runs):
@@ -339,7 +335,7 @@ class _Reader:
 
     def _plain(self, s: _Stream, raw: _Raw) -> tuple[np.ndarray, np.ndarray, dict[str, _Part]]:
         try:
-            rows = self.db.query(_ROWS_SQL, (s.uid, raw.first, raw.last))
+            rows = self.db.query(_fixed(self.db, _ROWS_SQL), (s.uid, raw.first, raw.last))
         except BadTextError:
             # Event text that is not UTF-8: stream_events raises the error naming run, stream and seq_num.
             stream_events(self.db, s.run, self.stream, missing=self.missing)
@@ -350,12 +346,7 @@ class _Reader:
     def _add_table(self, s: _Stream, table: EventTable) -> None:
         if not len(table):
             return
-        parts: dict[str, _Part] = {}
-        for name, values in table.columns.items():
-            if isinstance(values, np.ndarray):
-                parts[name] = ({"i": "i", "f": "f", "b": "b"}.get(values.dtype.kind, "o"), values, None)
-            else:
-                parts[name] = _list_part(values, self.missing)
+        parts = {name: _as_part(values, self.missing) for name, values in table.columns.items()}
         if len(self.builder.seq) < self.builder.filled + len(table):
             self.builder = _grown(self.builder, len(table))
         self.add(s.pos, table.seq_num, table.time, parts)
@@ -476,9 +467,8 @@ def many_streams(db: Database, runs: Sequence[str], stream: str) -> dict[str, St
         f"CROSS JOIN streams st{indexed_by(db, 'streams', 'run_uid', 'name')} ON st.run_uid = j.value WHERE st.name = ?"
     )
     decoded: dict[Any, dict[str, dict[str, Any]]] = {}  # runs of one plan share their descriptors' text
-    unique = list(dict.fromkeys(runs))
-    for k in range(0, len(unique), MAX_PARAMS):
-        for run_uid, suid, name, data_keys, created in db.query(sql, (json.dumps(unique[k : k + MAX_PARAMS]), stream)):
+    for group in json_groups(runs):
+        for run_uid, suid, name, data_keys, created in db.query(sql, (group, stream)):
             if run_uid in out:
                 twice.add(run_uid)
             known = decoded.get(data_keys) if isinstance(data_keys, str) else None
@@ -520,8 +510,7 @@ def many_image_fields(db: Database, runs: Sequence[str], stream: str, n_events: 
             f"CROSS JOIN image_refs ir{indexed_by(db, 'image_refs', 'event_uid')} ON ir.event_uid = e.uid "
             "WHERE s.name = ? AND s.run_uid IN (SELECT value FROM json_each(?))"
         )
-    unique = list(dict.fromkeys(runs))
-    for k in range(0, len(unique), MAX_PARAMS):
-        for run_uid, name in db.query(sql, (stream, json.dumps(unique[k : k + MAX_PARAMS]))):
+    for group in json_groups(runs):
+        for run_uid, name in db.query(sql, (stream, group)):
             out.setdefault(run_uid, []).append(name)
     return {k: sorted(v) for k, v in out.items()}

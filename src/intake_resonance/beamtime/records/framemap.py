@@ -51,6 +51,12 @@ class FrameRefs:
         return len(self.seq_num)
 
 
+def _walk_hints(db: Database) -> tuple[str, str, str]:
+    """Index hints walking a run's streams, their events, then their frames (all ``""`` without statistics)."""
+    return (indexed_by(db, "streams", "run_uid"), indexed_by(db, "events", "stream_uid"),
+            indexed_by(db, "image_refs", "event_uid"))
+
+
 def image_fields(db: Database, run_uid: str, stream: str | None = None, *, n_events: int | None = None) -> list[str]:
     """Field names that have frames in ``image_refs`` for a run (or one stream).
 
@@ -77,8 +83,7 @@ def image_fields(db: Database, run_uid: str, stream: str | None = None, *, n_eve
         f"SELECT DISTINCT ir.field_name FROM image_refs ir {join} events e ON e.uid = ir.event_uid "
         f"{join} streams s ON s.uid = e.stream_uid" + where
     )
-    hints = (indexed_by(db, "streams", "run_uid"), indexed_by(db, "events", "stream_uid"),
-             indexed_by(db, "image_refs", "event_uid"))
+    hints = _walk_hints(db)
     if any(hints):  # the file's statistics must not choose the plan: the run's streams, their events, their frames
         sql = (
             f"SELECT DISTINCT ir.field_name FROM streams s{hints[0]} CROSS JOIN events e{hints[1]} ON e.stream_uid = s.uid "
@@ -106,8 +111,7 @@ def frame_refs(db: Database, run_uid: str, field_name: str, stream: str | None =
         f"FROM events e JOIN streams s ON s.uid = e.stream_uid {join} image_refs ir "
         "ON ir.event_uid = e.uid AND ir.field_name = ? WHERE s.run_uid = ?"
     )
-    hints = (indexed_by(db, "streams", "run_uid"), indexed_by(db, "events", "stream_uid"),
-             indexed_by(db, "image_refs", "event_uid"))
+    hints = _walk_hints(db)
     if any(hints):  # the file's statistics must not choose the plan: streams, then events, then frames
         sql = (
             "SELECT e.seq_num, ir.zarr_group, ir.index_in_stack, ir.shape_x, ir.shape_y, ir.dtype, e.rowid "

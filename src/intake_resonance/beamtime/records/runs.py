@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError
 from ..format import Database
 from ..plans import indexed_by
-from ._values import _is_number, decode_json
+from ._values import _is_number, decode_json, json_groups
 from .query import RunQuery, _like_escape
 
 __all__ = [
@@ -208,22 +208,23 @@ _TABLE_TYPES: dict[str, set[type]] = {
 }
 
 
+def _run_select(db: Database) -> str:
+    """:data:`_RUN_SELECT` looking runs up by uid through its index when the file holds statistics."""
+    return _RUN_SELECT.replace("FROM runs r", "FROM runs r" + indexed_by(db, "runs", "uid"), 1)
+
+
 def get_run(db: Database, uid: str) -> RunRecord | None:
     """The run with exactly this uid, or None."""
-    sql = _RUN_SELECT.replace("FROM runs r", "FROM runs r" + indexed_by(db, "runs", "uid"), 1)
-    rows = db.query(sql + " WHERE r.uid = ?", (uid,))
+    rows = db.query(_run_select(db) + " WHERE r.uid = ?", (uid,))
     return _run_records(db, rows)[0] if rows else None
 
 
 def get_runs(db: Database, uids: list[str] | tuple[str, ...]) -> dict[str, RunRecord]:
     """The runs with exactly these uids (those that exist), in a few queries of at most 500 uids each."""
-    import json
-
     out: dict[str, RunRecord] = {}
-    unique = list(dict.fromkeys(uids))
-    sql = _RUN_SELECT.replace("FROM runs r", "FROM runs r" + indexed_by(db, "runs", "uid"), 1)
-    for k in range(0, len(unique), 500):
-        rows = db.query(sql + " WHERE r.uid IN (SELECT value FROM json_each(?))", (json.dumps(unique[k : k + 500]),))
+    sql = _run_select(db) + " WHERE r.uid IN (SELECT value FROM json_each(?))"
+    for group in json_groups(uids):
+        rows = db.query(sql, (group,))
         out.update((r.uid, r) for r in _run_records(db, rows))
     return out
 

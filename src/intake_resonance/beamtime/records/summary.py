@@ -29,7 +29,7 @@ import numpy as np
 
 from ..format import Database
 from ..plans import indexed_by
-from ._values import _is_int
+from ._values import _is_int, json_groups
 from .query import RunQuery
 from .runs import RunRecord
 
@@ -77,6 +77,13 @@ _SPANS = (
 )
 
 
+def _spans_sql(db: Database) -> str:
+    """:data:`_SPANS` for lookups by run, its plan fixed when the file holds statistics (:mod:`..plans`)."""
+    e_hint = indexed_by(db, "events", "stream_uid", "seq_num")
+    return _SPANS.replace("FROM events WHERE", f"FROM events{e_hint} WHERE").replace(
+        "FROM streams st", "FROM streams st" + indexed_by(db, "streams", "run_uid"))
+
+
 def _event_counts(db: Database, streams: list[tuple[Any, ...]], runs: dict[str, tuple[Any, Any]]) -> dict[str, dict[str, int]]:
     """Events per stream of each run from ``(run_uid, name, stream_uid, min_seq, max_seq)`` rows.
 
@@ -111,10 +118,7 @@ def run_counts(db: Database, run_uid: str) -> RunCounts:
     :func:`counts_table`). Frames are counted walking whichever is shorter,
     the stream's events or ``image_refs``.
     """
-    e_hint = indexed_by(db, "events", "stream_uid", "seq_num")
-    spans = _SPANS.replace("FROM events WHERE", f"FROM events{e_hint} WHERE").replace(
-        "FROM streams st", "FROM streams st" + indexed_by(db, "streams", "run_uid"))
-    streams = db.query(spans + " WHERE st.run_uid = ? ORDER BY st.time_created, st.rowid", (run_uid,))
+    streams = db.query(_spans_sql(db) + " WHERE st.run_uid = ? ORDER BY st.time_created, st.rowid", (run_uid,))
     runs = {uid: (n, stop) for uid, n, stop in db.query(
         f"SELECT uid, num_events, time_stop FROM runs{indexed_by(db, 'runs', 'uid')} WHERE uid = ?", (run_uid,))}
     events = _event_counts(db, streams, runs).get(run_uid, {})
@@ -140,15 +144,11 @@ def events_per_run(db: Database, uids: list[str] | tuple[str, ...]) -> dict[str,
 
     Runs without streams (or that do not exist) are left out (their count is 0).
     """
-    import json
-
     out: dict[str, int] = {}
-    unique = list(dict.fromkeys(uids))
-    for k in range(0, len(unique), 500):
-        param = json.dumps(unique[k : k + 500])
-        where = " WHERE st.run_uid IN (SELECT value FROM json_each(?)) ORDER BY st.time_created, st.rowid"
-        streams = db.query(_SPANS + where, (param,))
-        sql = "SELECT uid, num_events, time_stop FROM runs WHERE uid IN (SELECT value FROM json_each(?))"
+    spans = _spans_sql(db) + " WHERE st.run_uid IN (SELECT value FROM json_each(?)) ORDER BY st.time_created, st.rowid"
+    sql = f"SELECT uid, num_events, time_stop FROM runs{indexed_by(db, 'runs', 'uid')} WHERE uid IN (SELECT value FROM json_each(?))"
+    for param in json_groups(uids):
+        streams = db.query(spans, (param,))
         runs = {uid: (n, stop) for uid, n, stop in db.query(sql, (param,))}
         out.update((uid, sum(per.values())) for uid, per in _event_counts(db, streams, runs).items())
     return out
