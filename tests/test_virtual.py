@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,31 +155,84 @@ def test_test_beamtimes_read_back_gaps_dtypes_order_and_empty_fields(tmp_path, b
     assert empty.detector_image.shape == (1, 6, 5) and np.isnan(empty.detector_image).all()
 
 
-def test_every_demo_run_opens_with_only_xarray_zarr_and_icechunk(tmp_path, demo_repo):
+def test_a_moved_folder_reads_with_only_xarray_zarr_and_icechunk(tmp_path, demo_repo):
+    """The beamtime and its repository, moved together, read in a process that cannot import us (the README's recipe)."""
     db, _, repo, _ = demo_repo
     pairs = streams_of(db)
+    moved = tmp_path / "elsewhere" / "copied lab"
+    shutil.copytree(db.parent.parent, moved, symlinks=True)  # the folder holding demo/ and demo.icechunk
+    shutil.move(moved, tmp_path / "moved")  # and moved once more, so no path of the first place is left
+    moved_repo = tmp_path / "moved" / repo.name
     out = tmp_path / "got.pickle"
     script = f"""
 import sys
 for name in ("intake_resonance", "virtualizarr", "intake"):
     sys.modules[name] = None  # importing any of them now fails
-import pickle, icechunk, xarray as xr
-storage = icechunk.local_filesystem_storage({str(repo)!r})
-prefixes = icechunk.Repository.fetch_config(storage).virtual_chunk_containers
-repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={{p: None for p in prefixes}})
-store = repo.readonly_session("main").store
-got = {{(u, s): xr.open_zarr(store, group=f"{{u}}/{{s}}", consolidated=False, zarr_format=3).load() for u, s in {pairs!r}}}
+import pickle
+from pathlib import Path
+import icechunk, xarray as xr, zarr
+folder = Path({str(moved_repo)!r}).resolve()
+storage = icechunk.local_filesystem_storage(str(folder))
+record = zarr.open_group(icechunk.Repository.open(storage).readonly_session("main").store, mode="r").attrs["intake_resonance"]
+store = (folder / record["store"]).resolve()
+prefix = store.as_uri() + "/"
+config = icechunk.RepositoryConfig.default()
+config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(store)), name="beamtime"))
+repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access={{prefix: icechunk.credentials.LocalFileSystemAccess}})
+session = repo.readonly_session("main")
+got = {{(u, s): xr.open_zarr(session.store, group=f"{{u}}/{{s}}", consolidated=False, zarr_format=3).load() for u, s in {pairs!r}}}
 assert not any(m.startswith("intake_resonance.") for m in sys.modules)
 pickle.dump(got, open({str(out)!r}, "wb"))
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     with open(out, "rb") as fh:
         got = pickle.load(fh)
     assert sorted(got) == sorted(pairs)
+    moved_db = tmp_path / "moved" / db.parent.name / db.name
+    n_frames = 0
     for (uid, stream), ds in got.items():  # every run kind of the demo: NEXAFS, RSoXS, en_scan, grid, aborted, open
-        xr.testing.assert_identical(ds, open_run_dataset(db, uid, stream).load())
+        here = open_run_dataset(moved_db, uid, stream).load()
+        assert ds.attrs.pop("beamtime") == str(db)  # where it was virtualized; the only thing that says the old place
+        here.attrs.pop("beamtime")
+        xr.testing.assert_identical(ds, here)
+        n_frames += ds.sizes["time"] if "detector_image" in ds else 0
+    assert n_frames > 0
+    session = open_virtual_session(moved_repo)  # our reader finds the moved store the same way
+    for (uid, stream), ds in got.items():
+        ours = xr.open_zarr(session.store, group=f"{uid}/{stream}", consolidated=False, zarr_format=3).load()
+        ours.attrs.pop("beamtime")
+        xr.testing.assert_identical(ours, ds)
+
+
+def test_a_repository_of_the_earlier_layout_is_refused_with_the_way_out(tmp_path, beamtime):
+    import zarr
+
+    repo = tmp_path / "old.icechunk"
+    virtualize(beamtime.path, repo)
+    session = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repo))).writable_session("main")
+    root = zarr.open_group(session.store, mode="a", zarr_format=3)
+    root.attrs["intake_resonance"] = {"layout": 1, "beamtime": str(beamtime.path), "store": beamtime.path.with_suffix(".zarr").as_uri() + "/"}
+    session.commit("as an earlier release wrote it")
+    for call in (lambda: open_virtual_session(repo), lambda: virtualize(beamtime.path, repo)):
+        with pytest.raises(VirtualTargetError, match=r"earlier intake-resonance \(layout 1.*run `intake-resonance virtualize"):
+            call()
+
+
+def test_a_repository_recording_a_store_that_is_no_beamtime_authorises_nothing(tmp_path, beamtime):
+    import zarr
+
+    repo = tmp_path / "r.icechunk"
+    virtualize(beamtime.path, repo)
+    secret = tmp_path / "secret.zarr"
+    secret.mkdir()  # a .zarr folder, but no .db beside it: not a beamtime
+    session = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repo))).writable_session("main")
+    root = zarr.open_group(session.store, mode="a", zarr_format=3)
+    root.attrs["intake_resonance"] = {**root.attrs["intake_resonance"], "store": "../secret.zarr"}
+    session.commit("handed over, pointing elsewhere")
+    with pytest.raises(VirtualTargetError, match="not a beamtime's .zarr store"):
+        open_virtual_session(repo)
 
 
 # ----------------------------------------------------------------- live runs

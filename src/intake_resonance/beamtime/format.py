@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -159,6 +160,20 @@ def array_path(store: str | Path, zarr_group: str, **where: Any) -> Path:
     return root.joinpath(*parts)
 
 
+class _ConnectionSlot:
+    """The open connection of one :class:`Database`, closable without the Database (by its finaliser)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+
 class Database:
     """A read-only handle on a beamtime's SQLite database.
 
@@ -197,10 +212,7 @@ class Database:
         if not self.path.is_file():
             what = "is a directory, not a beamtime .db file" if self.path.is_dir() else "does not exist"
             raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)
-        self._conn: sqlite3.Connection | None = None
-        self._immutable = False
-        self._identity: tuple[int, int] | None = None
-        self._lock = threading.RLock()
+        self._init_connection_state()
         try:
             self.schema_version = self._check_schema()
         except BaseException:
@@ -401,10 +413,26 @@ class Database:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self.schema_version = state["schema_version"]
-        self._conn = None
+        self._init_connection_state()
+
+    def _init_connection_state(self) -> None:
+        self._slot = _ConnectionSlot()
         self._immutable = False
-        self._identity = None
+        self._identity: tuple[int, int] | None = None
         self._lock = threading.RLock()
+        # Catalogs, Datasets and sources hold a Database for as long as a user
+        # keeps them and are never closed by intake's or xarray's users: the
+        # connection is closed when its Database is collected, never left to
+        # sqlite3's own finaliser (which warns).
+        weakref.finalize(self, self._slot.close)
+
+    @property
+    def _conn(self) -> sqlite3.Connection | None:
+        return self._slot.conn
+
+    @_conn.setter
+    def _conn(self, conn: sqlite3.Connection | None) -> None:
+        self._slot.conn = conn
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r}, schema_version={self.schema_version})"

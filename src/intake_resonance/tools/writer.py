@@ -154,7 +154,8 @@ class BeamtimeWriter:
             conn.execute(f"PRAGMA user_version = {int(self.schema_version)}")
         conn.commit()
         self._conn = conn
-        self._group = zarr.open_group(str(self.zarr_path), mode="a", zarr_format=self.zarr_format)  # type: ignore[arg-type]
+        # A LocalStore, not a string: zarr reads a string as a URL, where "#" starts a fragment.
+        self._group = zarr.open_group(zarr.storage.LocalStore(self.zarr_path), mode="a", zarr_format=self.zarr_format)  # type: ignore[arg-type]
         return self
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -50,7 +51,7 @@ from ..beamtime.frames import array_layout_problems
 from ..beamtime.records import FrameRefs
 from ..beamtime.store import BeamtimeStore, absent_chunks_policy
 
-__all__ = ["ChunkMap", "chunk_map", "store_url_prefix"]
+__all__ = ["ChunkMap", "chunk_map", "json_ready", "manifest_array", "store_url_prefix", "v2_as_v3"]
 
 #: What a virtual array's metadata may differ in between the arrays of one field.
 _PER_ARRAY = ("shape", "dimension_names", "attributes", "chunk_key_encoding")
@@ -87,7 +88,8 @@ class ChunkMap:
         Zarr v3 array metadata of the virtual array (shape ``(n, x, y)``,
         chunks ``(1, x, y)``, the source codecs, ``"."`` chunk keys).
     paths : ndarray of str
-        Per event, the ``file://`` URL of its chunk file; ``""`` when absent.
+        Per event, its chunk file's key inside the store (``/``-separated,
+        links resolved); ``""`` when absent.
     lengths : ndarray of uint64
         Per event, the chunk file's size in bytes (0 when absent).
     """
@@ -101,20 +103,49 @@ class ChunkMap:
         """Chunks referenced (events with a frame)."""
         return int(np.count_nonzero(self.lengths))
 
-    def manifest_array(self) -> Any:
-        """The map as a :class:`virtualizarr.manifests.ManifestArray`."""
-        from virtualizarr.manifests import ChunkManifest, ManifestArray
-        from zarr.core.metadata import ArrayV3Metadata
+    def manifest_array(self, prefix: str) -> Any:
+        """The map as a :class:`virtualizarr.manifests.ManifestArray`, each chunk's URL ``prefix`` + its key.
+
+        Parameters
+        ----------
+        prefix : str
+            What the store's keys hang from: the store's ``file://`` URL
+            (:func:`store_url_prefix`) for a reader in this process, or a
+            named Icechunk container (``vcc://<name>/``) for a repository
+            that moves with its beamtime.
+        """
+        from virtualizarr.manifests import ChunkManifest
 
         n = len(self.paths)
-        paths: Any = np.asarray(self.paths, dtype=np.dtypes.StringDType()).reshape(n, 1, 1)
+        urls = [prefix + quote(p) if p else "" for p in self.paths]
+        paths: Any = np.asarray(urls, dtype=np.dtypes.StringDType()).reshape(n, 1, 1)
         manifest = ChunkManifest.from_arrays(
             paths=paths,
             offsets=np.zeros((n, 1, 1), dtype=np.uint64),
             lengths=np.asarray(self.lengths, dtype=np.uint64).reshape(n, 1, 1),
-            validate_paths=False,  # absolute file:// URLs made here
+            validate_paths=False,  # URLs made here, some of them relative to a named container
         )
-        return ManifestArray(metadata=ArrayV3Metadata.from_dict(dict(self.metadata)), chunkmanifest=manifest)
+        return manifest_array(self.metadata, manifest)
+
+
+def manifest_array(metadata: dict[str, Any], manifest: Any) -> Any:
+    """A ``ManifestArray`` from a Zarr v3 ``zarr.json`` document and a chunk manifest.
+
+    VirtualiZarr takes the metadata as keyword arguments of zarr's array
+    metadata; only the data type must be zarr's own object, which the
+    public :func:`zarr.dtype.parse_dtype` makes.
+    """
+    from virtualizarr.manifests import ManifestArray
+    from zarr.dtype import parse_dtype
+
+    md = {k: v for k, v in metadata.items() if k not in ("zarr_format", "node_type")}
+    zdtype = parse_dtype(md["data_type"], zarr_format=3)
+    md["data_type"] = zdtype
+    md["fill_value"] = zdtype.from_json_scalar(md.get("fill_value"), zarr_format=3)
+    md.setdefault("chunk_key_encoding", {"name": "default", "configuration": {"separator": "/"}})
+    md.setdefault("attributes", {})
+    md.setdefault("dimension_names", None)
+    return ManifestArray(metadata=md, chunkmanifest=manifest)
 
 
 def chunk_map(
@@ -152,7 +183,7 @@ def chunk_map(
         As reading the frames would raise them.
     """
     where: dict[str, Any] = {"run": run, "stream": stream, "field": field}
-    prefix = store_url_prefix(store)
+    real_root = os.path.realpath(store.root)
     n = len(refs)
     shape = refs.frame_shape
     if shape is None or not refs.groups:  # a declared field without any frame yet: every chunk absent
@@ -188,7 +219,7 @@ def chunk_map(
             )
         common = this
     assert common is not None
-    paths, lengths = _chunk_files(store, refs, arrays, prefix, where)
+    paths, lengths = _chunk_files(store, refs, arrays, real_root, where)
     md = dict(common)
     if np.any(refs.group < 0):  # events without frames: promoted to float (as the engine does), gaps NaN
         md = _promoted(md, np.dtype(refs.dtype or dtype), np.dtype(dtype))
@@ -196,27 +227,84 @@ def chunk_map(
 
 
 def _v3_metadata(arr: Any, group: str, store: BeamtimeStore, where: dict[str, Any]) -> dict[str, Any]:
-    """The array's metadata in Zarr v3 form (format 2 arrays converted, codecs included)."""
-    from virtualizarr.parsers.zarr import metadata_as_v3
-
+    """The array's metadata as a Zarr v3 ``zarr.json`` document (format 2 arrays converted, codecs included)."""
+    md: dict[str, Any] = json_ready(arr.metadata.to_dict())
+    if md.get("zarr_format") == 3:
+        return md
     try:
-        md: dict[str, Any] = dict(metadata_as_v3(arr.metadata).to_dict())
-    except Exception as exc:  # noqa: BLE001 - a format 2 array whose codecs have no v3 form
-        raise NotVirtualizableError(
-            f"array {group!r} has codecs that cannot be written as Zarr v3: {type(exc).__name__}: {exc}", store.root, **where
-        ) from exc
-    md["codecs"] = [c if isinstance(c, dict) else c.to_dict() for c in md.get("codecs") or ()]
-    return md
+        return v2_as_v3(md)
+    except ValueError as exc:
+        raise NotVirtualizableError(f"array {group!r} cannot be written as Zarr v3: {exc}", store.root, **where) from exc
+
+
+def v2_as_v3(md: dict[str, Any]) -> dict[str, Any]:
+    """A Zarr format 2 array's metadata (``.zarray`` as a dict) as the format 3 document that reads the same chunks.
+
+    The v2 dtype becomes the data type plus the ``bytes`` codec's
+    endianness; filters and the compressor keep their numcodecs
+    implementation (``numcodecs.<id>``), except ``zstd`` and ``gzip``, which
+    Zarr v3 names itself. Column-major (``order: "F"``) arrays are refused:
+    their chunk bytes are transposed.
+
+    Raises
+    ------
+    ValueError
+        For what has no v3 form here (``F`` order, structured or object dtypes).
+    """
+    if md.get("order", "C") != "C":
+        raise ValueError(f"order {md.get('order')!r}: chunks stored column-major are not mapped")
+    dtype = np.dtype(md["dtype"])
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise ValueError(f"dtype {md['dtype']!r} has no plain Zarr v3 data type here")
+    if dtype.itemsize == 1:
+        serializer: dict[str, Any] = {"name": "bytes"}
+    else:
+        serializer = {"name": "bytes", "configuration": {"endian": "big" if dtype.byteorder == ">" else "little"}}
+    codecs = [_v3_codec(f) for f in md.get("filters") or ()]
+    codecs.append(serializer)
+    if md.get("compressor"):
+        codecs.append(_v3_codec(md["compressor"]))
+    fill = md.get("fill_value")
+    return {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": list(md["shape"]),
+        "data_type": dtype.newbyteorder("=").name,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(md["chunks"])}},
+        "chunk_key_encoding": {"name": "v2", "configuration": {"separator": md.get("dimension_separator") or "."}},
+        "fill_value": 0 if fill is None else fill,
+        "codecs": codecs,
+        "attributes": dict(md.get("attributes") or {}),
+    }
+
+
+def _v3_codec(config: dict[str, Any]) -> dict[str, Any]:
+    conf = {k: v for k, v in config.items() if k != "id"}
+    name = str(config["id"])
+    if name == "zstd":
+        return {"name": "zstd", "configuration": {"level": int(conf.get("level", 0)), "checksum": bool(conf.get("checksum", False))}}
+    if name == "gzip":
+        return {"name": "gzip", "configuration": {"level": int(conf.get("level", 1))}}
+    return {"name": f"numcodecs.{name}", "configuration": conf}
+
+
+def json_ready(value: Any) -> Any:
+    """Tuples as lists and codec objects as their dicts, as the metadata's JSON document holds them."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    to_dict = getattr(value, "to_dict", None) or getattr(value, "get_config", None)
+    return json_ready(to_dict()) if callable(to_dict) else value
 
 
 def _chunk_files(
-    store: BeamtimeStore, refs: FrameRefs, arrays: list[Any], prefix: str, where: dict[str, Any]
+    store: BeamtimeStore, refs: FrameRefs, arrays: list[Any], real_root: str, where: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(refs)
     paths = np.full(n, "", dtype=object)
     lengths = np.zeros(n, dtype=np.uint64)
     fill = absent_chunks_policy() == "fill"
-    real_root = prefix[len("file://") : -1]
     for i in np.flatnonzero(refs.group >= 0):
         g, index, seq = int(refs.group[i]), int(refs.index[i]), int(refs.seq_num[i])
         arr, group = arrays[g], refs.groups[g]
@@ -237,9 +325,9 @@ def _chunk_files(
             ) from None
         if not stat.S_ISREG(st.st_mode):
             raise FrameDecodeError(f"chunk {key!r} is not a file", store.root, **where, seq_num=seq)
-        if not real.startswith(real_root + os.sep):  # path_of checked it; the URL must say the same place
+        if not real.startswith(real_root + os.sep):  # path_of checked it; the key must say the same place
             raise FrameDecodeError(f"chunk {key!r} resolves to {real}, outside {real_root}", store.root, **where, seq_num=seq)
-        paths[i] = "file://" + real
+        paths[i] = os.path.relpath(real, real_root).replace(os.sep, "/")
         lengths[i] = st.st_size
     return paths, lengths
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..beamtime.errors import NotVirtualizableError
@@ -28,10 +29,16 @@ __all__ = ["VirtualRun", "encoded_attrs", "virtual_run_dataset"]
 
 
 def encoded_attrs(attrs: dict[Any, Any]) -> dict[str, Any]:
-    """Attributes as xarray writes them into Zarr metadata (so a reader decodes them as xarray's own)."""
-    from xarray.backends.zarr import encode_zarr_attr_value
+    """Attributes as xarray writes them into Zarr metadata: NumPy arrays as lists, NumPy scalars as Python ones."""
+    return {str(k): _json_value(v) for k, v in attrs.items()}
 
-    return {str(k): encode_zarr_attr_value(v) for k, v in attrs.items()}
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 @dataclass
 class VirtualRun:
@@ -54,7 +61,7 @@ class VirtualRun:
         return sum(m.n_chunks for m in self.maps.values())
 
 
-def virtual_run_dataset(db: Database, store: BeamtimeStore, uid: str, stream: str = "primary") -> VirtualRun:
+def virtual_run_dataset(db: Database, store: BeamtimeStore, uid: str, stream: str, prefix: str) -> VirtualRun:
     """Build one stream of one run as a virtual Dataset.
 
     Parameters
@@ -67,6 +74,9 @@ def virtual_run_dataset(db: Database, store: BeamtimeStore, uid: str, stream: st
         A full run uid.
     stream : str
         The stream.
+    prefix : str
+        What chunk keys hang from in the manifests (see
+        :meth:`~intake_resonance.virtual.chunks.ChunkMap.manifest_array`).
 
     Returns
     -------
@@ -103,7 +113,7 @@ def virtual_run_dataset(db: Database, store: BeamtimeStore, uid: str, stream: st
             dims = (str(var.dims[0]), str(var.dims[1]), str(var.dims[2]))
             cmap = chunk_map(store, stack.refs, dims, dtype=stack.dtype, run=uid, stream=stream, field=stack.field)
             maps[name] = cmap
-            out[name] = xr.Variable(var.dims, cmap.manifest_array(), dict(var.attrs))
+            out[name] = xr.Variable(var.dims, cmap.manifest_array(prefix), dict(var.attrs))
     finally:
         ds.close()
     out.encoding = {}

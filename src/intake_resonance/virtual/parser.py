@@ -41,6 +41,7 @@ from ..beamtime import records
 from ..beamtime.errors import NotVirtualizableError
 from ..beamtime.store import BeamtimeStore
 from ..datasets.location import open_database
+from .chunks import json_ready, manifest_array, store_url_prefix
 from .dataset import encoded_attrs, virtual_run_dataset
 
 __all__ = ["ResonanceParser"]
@@ -101,7 +102,8 @@ class ResonanceParser:
         path = _local_path(url)
         with open_database(path) as db:
             uid = records.resolve_uid(db, self.uid)
-            vrun = virtual_run_dataset(db, BeamtimeStore(db.zarr_path), uid, self.stream)
+            store = BeamtimeStore(db.zarr_path)
+            vrun = virtual_run_dataset(db, store, uid, self.stream, store_url_prefix(store))
         ds = vrun.dataset
         scalars = ds.drop_vars(list(vrun.maps))
         token = _token(path, uid, self.stream, ds)
@@ -127,12 +129,9 @@ def _token(path: Path, uid: str, stream: str, ds: Any) -> str:
 
 
 def _with_attrs(marr: Any, attrs: dict[Any, Any]) -> Any:
-    from virtualizarr.manifests import ManifestArray
-    from zarr.core.metadata import ArrayV3Metadata
-
-    md = marr.metadata.to_dict()
+    md = json_ready(marr.metadata.to_dict())
     md["attributes"] = encoded_attrs(attrs)
-    return ManifestArray(metadata=ArrayV3Metadata.from_dict(md), chunkmanifest=marr.manifest)
+    return manifest_array(md, marr.manifest)
 
 
 def _memory_arrays(scalars: Any, prefix: str, registry: Any) -> dict[str, Any]:
@@ -142,8 +141,7 @@ def _memory_arrays(scalars: Any, prefix: str, registry: Any) -> dict[str, Any]:
     import obstore
     import zarr
     from obstore.store import MemoryStore
-    from virtualizarr.manifests import ChunkManifest, ManifestArray
-    from zarr.core.metadata import ArrayV3Metadata
+    from virtualizarr.manifests import ChunkManifest
 
     held: dict[str, Any] = {}
     scalars.to_zarr(zarr.storage.MemoryStore(held), zarr_format=3, consolidated=False, mode="w")
@@ -152,7 +150,7 @@ def _memory_arrays(scalars: Any, prefix: str, registry: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in scalars.variables:
         arr = zarr.open_array(zarr.storage.MemoryStore(held), path=str(name), mode="r")
-        md: dict[str, Any] = dict(arr.metadata.to_dict())
+        md: dict[str, Any] = json_ready(arr.metadata.to_dict())
         attrs: dict[str, Any] = dict(md.get("attributes") or {})
         attrs.pop("coordinates", None)  # the group names its coordinates
         md.update(attributes=attrs, chunk_key_encoding={"name": "default", "configuration": {"separator": "."}})
@@ -171,6 +169,6 @@ def _memory_arrays(scalars: Any, prefix: str, registry: Any) -> dict[str, Any]:
         manifest = ChunkManifest.from_arrays(
             paths=paths, offsets=np.zeros(grid, dtype=np.uint64), lengths=lengths, validate_paths=False
         )
-        out[str(name)] = ManifestArray(metadata=ArrayV3Metadata.from_dict(md), chunkmanifest=manifest)
+        out[str(name)] = manifest_array(md, manifest)
     registry.register(prefix, memory)
     return out

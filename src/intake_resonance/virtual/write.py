@@ -34,14 +34,11 @@ from ..beamtime.format import Database
 from ..beamtime.store import BeamtimeStore
 from ..datasets.attrs import run_attrs
 from ..datasets.location import open_database
-from .chunks import store_url_prefix
 from .dataset import VirtualRun, encoded_attrs, virtual_run_dataset
-from .repository import MARK, check_target, first_line, open_repository
+from .repository import CONTAINER, MARK, check_target, first_line, new_mark, open_repository
 
 __all__ = ["VirtualizeReport", "virtualize"]
 
-#: Version of the repository layout and of the ``intake_resonance`` root record.
-LAYOUT_VERSION = 1
 
 
 @dataclass
@@ -127,12 +124,11 @@ def virtualize(
     with open_database(beamtime) as db:
         out = check_target(target, db.path)
         store = BeamtimeStore(db.zarr_path)
-        prefix = store_url_prefix(store)
         uids = records.list_uids(db) if runs is None else list(dict.fromkeys(records.resolve_uid(db, u) for u in runs))
-        repo, created = open_repository(out, prefix, Path(os.path.realpath(db.path)))
+        repo, created = open_repository(out, Path(os.path.realpath(db.path)))
         report = VirtualizeReport(out, created=created)
         try:
-            _append(repo, db, store, prefix, uids, report, skip_unmappable=skip_unmappable, progress=bool(progress))
+            _append(repo, db, store, uids, report, skip_unmappable=skip_unmappable, progress=bool(progress))
         except _icechunk_errors() as exc:  # a repository Icechunk cannot write (or another writer got there first)
             raise VirtualTargetError(f"Icechunk could not write the repository: {first_line(exc)}", out) from exc
     return report
@@ -142,7 +138,6 @@ def _append(
     repo: Any,
     db: Database,
     store: BeamtimeStore,
-    prefix: str,
     uids: list[str],
     report: VirtualizeReport,
     *,
@@ -154,7 +149,7 @@ def _append(
 
     session = repo.writable_session("main")
     root = _root(session)
-    mark = dict(root.attrs.get(MARK) or {"layout": LAYOUT_VERSION, "beamtime": str(Path(os.path.realpath(db.path))), "store": prefix})
+    mark = dict(root.attrs.get(MARK) or new_mark(report.target, Path(os.path.realpath(db.path))))
     known: dict[str, Any] = dict(mark.get("runs") or {})
     # Chunks modified after this moment make Icechunk refuse to read them (it keeps whole seconds).
     stamp = datetime.now(UTC) + timedelta(seconds=1)
@@ -204,7 +199,7 @@ def _build(
     run = records.get_run(db, uid)
     assert run is not None  # uids come from the database
     try:
-        streams = {s.name: virtual_run_dataset(db, store, uid, s.name) for s in records.list_streams(db, uid)}
+        streams = {s.name: virtual_run_dataset(db, store, uid, s.name, f"vcc://{CONTAINER}/") for s in records.list_streams(db, uid)}
     except NotVirtualizableError as exc:
         if not skip_unmappable:
             raise
@@ -235,6 +230,8 @@ def _write_run(
     for name, vrun in streams.items():
         where = f"{run.uid}/{name}"
         if vrun.maps:
-            vrun.dataset.vz.to_icechunk(session.store, group=where, last_updated_at=stamp)
+            # VirtualiZarr checks references against containers' URL prefixes; ours name
+            # the container (vcc://beamtime/...), which Icechunk resolves itself.
+            vrun.dataset.vz.to_icechunk(session.store, group=where, last_updated_at=stamp, validate_containers=False)
         else:  # nothing virtual: a plain Zarr group, as VirtualiZarr would write it (without its warning)
             vrun.dataset.to_zarr(session.store, group=where, zarr_format=3, consolidated=False, mode="w")
