@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import intake
 import pytest
@@ -23,7 +24,7 @@ def run(tmp_path):
 
 
 def _edit(path, sql, *params):
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(sql, params)
 
 

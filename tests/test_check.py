@@ -45,7 +45,7 @@ def test_finding_str_is_one_line_naming_every_place() -> None:
     [
         (lambda p: None, ["does not exist"]),
         (lambda p: p.write_bytes(b"not a database"), ["not a SQLite database"]),
-        (lambda p: sqlite3.connect(p).execute("CREATE TABLE t (x)").connection.commit(), ["table 'samples' is missing"]),
+        (lambda p: _sql(p, "CREATE TABLE t (x)"), ["table 'samples' is missing"]),
     ],
     ids=["missing", "not-sqlite", "no-tables"],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,7 @@ def test_ints_beyond_int64_stay_python_ints(tmp_path: Path) -> None:
 
 def test_order_checked_when_rows_are_out_of_order(tmp_path: Path) -> None:
     uid = _write(tmp_path / "bt.db", [{"i": i} for i in range(6)])
-    with sqlite3.connect(tmp_path / "bt.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "bt.db")) as conn, conn:
         # Rewrite seq_nums so the rowid order disagrees: a table without the index walks in rowid order.
         conn.execute("DROP INDEX idx_events_seq")
         conn.execute("UPDATE events SET seq_num = 100 - seq_num WHERE seq_num > 1")
@@ -200,7 +201,7 @@ def test_order_checked_when_rows_are_out_of_order(tmp_path: Path) -> None:
 
 def test_time_kept_exactly_even_when_not_on_the_integer_grid(tmp_path: Path) -> None:
     uid = _write(tmp_path / "bt.db", [{"i": i} for i in range(4)])
-    with sqlite3.connect(tmp_path / "bt.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "bt.db")) as conn, conn:
         conn.execute("UPDATE events SET time = 0.1 + seq_num / 3.0")  # small times: finer than 2**-22
     table, ref = _table(tmp_path / "bt.db", uid, chunk=2)
     assert_same(table, ref)
@@ -219,7 +220,7 @@ def test_time_kept_exactly_even_when_not_on_the_integer_grid(tmp_path: Path) -> 
 )
 def test_broken_events_name_their_seq_num(tmp_path: Path, sql: str, error: type, words: str) -> None:
     uid = _write(tmp_path / "bt.db", [{"a": float(i)} for i in range(8)])
-    with sqlite3.connect(tmp_path / "bt.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "bt.db")) as conn, conn:
         conn.execute(sql)
     with Database(tmp_path / "bt.db") as db:
         with pytest.raises(error, match=words):

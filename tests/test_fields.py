@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from conftest import BASELINE_KEYS, IMAGE_KEYS, NEXAFS_KEYS, T0, write_nexafs, write_rsoxs
@@ -39,7 +40,7 @@ def test_reads_only_the_first_events(tmp_path: Path) -> None:
         for i in range(10):
             w.write_event({"e": 280.0 + i, "n": i, "flag": True, "name": "PS", "spec": [1, 2, 3]}, time=T0 + i)
         w.close_run(time=T0 + 20)
-    with sqlite3.connect(path) as conn:  # a broken event beyond the sampled ones is not read
+    with closing(sqlite3.connect(path)) as conn, conn:  # a broken event beyond the sampled ones is not read
         conn.execute("UPDATE events SET data = 'broken' WHERE seq_num = 9")
     with Database(path) as db:
         (primary,) = records.run_fields(db, uid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def test_wrong_typed_zarr_group(bt: Written, face: str, value: object, words: st
     uid = bt.uids["rsoxs"]
     if isinstance(value, str):
         value = value.replace("x", uid)
-    with sqlite3.connect(bt.path) as conn:
+    with closing(sqlite3.connect(bt.path)) as conn, conn:
         conn.execute("UPDATE image_refs SET zarr_group = ? WHERE index_in_stack = 1", (value,))
     conn.close()
     before = beamtime_digest(bt.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from contextlib import closing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,14 +59,14 @@ def _link_runs(bt: Written, outside: Path) -> None:
 
 def _absolute_group(bt: Written, outside: Path) -> None:
     shutil.copytree(image_array(bt), outside)
-    with sqlite3.connect(bt.path) as conn:
+    with closing(sqlite3.connect(bt.path)) as conn, conn:
         conn.execute("UPDATE image_refs SET zarr_group = ?", (str(outside),))
     conn.close()
 
 
 def _dotdot_group(bt: Written, outside: Path) -> None:
     shutil.copytree(image_array(bt), outside)
-    with sqlite3.connect(bt.path) as conn:
+    with closing(sqlite3.connect(bt.path)) as conn, conn:
         conn.execute("UPDATE image_refs SET zarr_group = ?", (f"../{outside.name}",))
     conn.close()
 

@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -337,7 +337,7 @@ def test_hostile_files_give_http_errors_with_our_message(tmp_path: Path) -> None
     (tmp_path / "garbage.db").write_bytes(b"not a beamtime at all" * 10)
     chunk = good.with_suffix(".zarr") / "runs" / garbled / "detector_image" / "c" / "1" / "0" / "0"
     chunk.write_bytes(b"\x28\xb5\x2f\xfd garbled")  # a zstd magic, then nonsense
-    with sqlite3.connect(good) as conn:  # one event's JSON broken, one frame array gone
+    with closing(sqlite3.connect(good)) as conn, conn:  # one event's JSON broken, one frame array gone
         conn.execute(
             "UPDATE events SET data = '{broken' WHERE seq_num = 3 AND stream_uid IN "
             "(SELECT uid FROM streams WHERE run_uid = ? AND name = 'primary')",

@@ -286,12 +286,13 @@ def test_runs_selects_by_uid_prefix(tmp_path, beamtime):
 def _hand_array(db: Path, uid: str, group: str, frames: np.ndarray, **create) -> None:
     """Store frames in an array made by hand and point the run's events at it (as another writer might)."""
     import sqlite3
+from contextlib import closing
 
     import zarr
 
     arr = zarr.open_group(str(db.with_suffix(".zarr")), mode="a").create_array(group, shape=frames.shape, dtype=frames.dtype, **create)
     arr[:] = frames
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute(
             "UPDATE image_refs SET zarr_group = ? WHERE event_uid IN "
             "(SELECT e.uid FROM events e JOIN streams s ON s.uid = e.stream_uid WHERE s.run_uid = ?)",
@@ -323,7 +324,7 @@ def test_frames_split_over_arrays_with_different_codecs_are_refused(tmp_path, be
     arr = zarr.open_group(str(beamtime.path.with_suffix(".zarr")), mode="a").create_array(
         "other/raw", shape=(5, 6, 5), chunks=(1, 6, 5), dtype=np.int32, compressors=None)
     arr[:] = beamtime.frames["rsoxs"]
-    with sqlite3.connect(beamtime.path) as conn:  # the last two frames now live in another array
+    with closing(sqlite3.connect(beamtime.path)) as conn, conn:  # the last two frames now live in another array
         conn.execute("UPDATE image_refs SET zarr_group = 'other/raw' WHERE index_in_stack >= 3")
     conn.close()
     with pytest.raises(NotVirtualizableError, match="different codecs"):
@@ -340,7 +341,7 @@ def test_frames_split_over_arrays_alike_map_one_to_one(tmp_path, beamtime):
     arr = zarr.open_group(str(beamtime.path.with_suffix(".zarr")), mode="a").create_array(
         "other/alike", shape=(5, 6, 5), chunks=(1, 6, 5), dtype=np.int32, compressors=src.compressors)
     arr[:] = beamtime.frames["rsoxs"][::-1]
-    with sqlite3.connect(beamtime.path) as conn:  # frames 3 and 4 from the reversed copy
+    with closing(sqlite3.connect(beamtime.path)) as conn, conn:  # frames 3 and 4 from the reversed copy
         conn.execute("UPDATE image_refs SET zarr_group = 'other/alike', index_in_stack = 4 - index_in_stack WHERE index_in_stack >= 3")
     conn.close()
     virtualize(beamtime.path, tmp_path / "r.icechunk", runs=[uid])
@@ -365,7 +366,7 @@ def test_zarr_group_escaping_the_store_is_refused(tmp_path, beamtime):
 
     from intake_resonance.beamtime.errors import StoreEscapeError
 
-    with sqlite3.connect(beamtime.path) as conn:
+    with closing(sqlite3.connect(beamtime.path)) as conn, conn:
         conn.execute("UPDATE image_refs SET zarr_group = '../../elsewhere/detector_image'")
     conn.close()
     with pytest.raises(StoreEscapeError):
@@ -461,7 +462,7 @@ def test_format_2_arrays_map_too(tmp_path, beamtime, dtype, separator):
     arr = zarr.create_array(str(beamtime.path.with_suffix(".zarr")), name=group, shape=(5, 6, 5), chunks=(1, 6, 5), dtype=dtype,
                             zarr_format=2, chunk_key_encoding={"name": "v2", "separator": separator})
     arr[:] = beamtime.frames["rsoxs"]
-    with sqlite3.connect(beamtime.path) as conn:
+    with closing(sqlite3.connect(beamtime.path)) as conn, conn:
         conn.execute("UPDATE image_refs SET zarr_group = ?", (group,))
     conn.close()
     virtualize(beamtime.path, tmp_path / "r.icechunk", runs=[uid])

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 from dask.utils import parse_bytes
 from xarray.backends import BackendArray
-from xarray.core import indexing
+from xarray.core import indexing  # the backend API xarray documents ("How to add a new backend")
 
 from ..beamtime import records
 from ..beamtime.errors import RunNotFoundError

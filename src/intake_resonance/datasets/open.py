@@ -60,7 +60,6 @@ from ..beamtime.format import Database
 from .attrs import netcdf_safe, run_attrs
 from .build import FrameArray, build_run, build_run_dataset, frame_chunks
 from .engine import RunEngine
-from .frame_dask import frame_dask_array, frame_stack_of
 from .groups import Opener, run_groups, stream_names
 from .layout import run_layout
 from .location import RunLocation, open_database
@@ -188,8 +187,6 @@ def _chunk_frames(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
     # location's token; scalar columns, read already, stay NumPy. Done here
     # rather than by xarray's chunks={}, which would also wrap every scalar
     # column in dask only for us to compute it again.
-    # Each frame variable's dask array is a FrameDaskArray (frame_dask): one frame asked
-    # for alone is read from its FrameStack without the scheduler.
     token = tokenize(location)
     for name, var in ds.variables.items():
         preferred = var.encoding.get("preferred_chunks")
@@ -197,11 +194,9 @@ def _chunk_frames(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
             var.load()
         else:
             sizes = {d: preferred[d] for d in var.dims}
-            stack = frame_stack_of(var._data)
             # inline_array: one task per chunk read, not a shared array key each read waits on.
             kwargs = {"name": f"resonance-{name}-{tokenize(token, sizes)}", "inline_array": True}
-            data = var.chunk(sizes, from_array_kwargs=kwargs).data
-            var.data = data if stack is None else frame_dask_array(data, stack)
+            var.data = var.chunk(sizes, from_array_kwargs=kwargs).data
     return ds
 
 

@@ -175,6 +175,8 @@ def build_server(
     import secrets
 
     from tiled.config import Authentication
+
+    from ._compression import compression_registry
     from tiled.server.app import build_app
 
     if api_key is not None:
@@ -201,6 +203,7 @@ def build_server(
         tree,
         Authentication(single_user_api_key=inner, allow_anonymous_access=True),
         access_policy=KeyRequired(),
+        compression_registry=compression_registry(),
     )
     app.add_middleware(KeyGuard, key=api_key, inner_key=inner, public=public)
     return app, api_key, source
