@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from contextlib import closing
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np

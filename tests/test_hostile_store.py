@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from contextlib import closing
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np

@@ -13,6 +13,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,8 @@ store = (folder / record["store"]).resolve()
 prefix = store.as_uri() + "/"
 config = icechunk.RepositoryConfig.default()
 config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(store)), name="beamtime"))
-repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access={{prefix: icechunk.credentials.LocalFileSystemAccess}})
+access = {{prefix: icechunk.credentials.LocalFileSystemAccess}}
+repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access=access)
 session = repo.readonly_session("main")
 got = {{(u, s): xr.open_zarr(session.store, group=f"{{u}}/{{s}}", consolidated=False, zarr_format=3).load() for u, s in {pairs!r}}}
 assert not any(m.startswith("intake_resonance.") for m in sys.modules)
@@ -213,7 +215,8 @@ def test_a_repository_of_the_earlier_layout_is_refused_with_the_way_out(tmp_path
     virtualize(beamtime.path, repo)
     session = icechunk.Repository.open(icechunk.local_filesystem_storage(str(repo))).writable_session("main")
     root = zarr.open_group(session.store, mode="a", zarr_format=3)
-    root.attrs["intake_resonance"] = {"layout": 1, "beamtime": str(beamtime.path), "store": beamtime.path.with_suffix(".zarr").as_uri() + "/"}
+    store_url = beamtime.path.with_suffix(".zarr").as_uri() + "/"
+    root.attrs["intake_resonance"] = {"layout": 1, "beamtime": str(beamtime.path), "store": store_url}
     session.commit("as an earlier release wrote it")
     for call in (lambda: open_virtual_session(repo), lambda: virtualize(beamtime.path, repo)):
         with pytest.raises(VirtualTargetError, match=r"earlier intake-resonance \(layout 1.*run `intake-resonance virtualize"):
@@ -286,7 +289,6 @@ def test_runs_selects_by_uid_prefix(tmp_path, beamtime):
 def _hand_array(db: Path, uid: str, group: str, frames: np.ndarray, **create) -> None:
     """Store frames in an array made by hand and point the run's events at it (as another writer might)."""
     import sqlite3
-from contextlib import closing
 
     import zarr
 

@@ -212,7 +212,11 @@ class Database:
         if not self.path.is_file():
             what = "is a directory, not a beamtime .db file" if self.path.is_dir() else "does not exist"
             raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)
-        self._init_connection_state()
+        self._slot = _ConnectionSlot()
+        self._immutable = False
+        self._identity: tuple[int, int] | None = None
+        self._lock = threading.RLock()
+        self._finalize()
         try:
             self.schema_version = self._check_schema()
         except BaseException:
@@ -413,13 +417,13 @@ class Database:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self.schema_version = state["schema_version"]
-        self._init_connection_state()
-
-    def _init_connection_state(self) -> None:
         self._slot = _ConnectionSlot()
         self._immutable = False
-        self._identity: tuple[int, int] | None = None
+        self._identity = None
         self._lock = threading.RLock()
+        self._finalize()
+
+    def _finalize(self) -> None:
         # Catalogs, Datasets and sources hold a Database for as long as a user
         # keeps them and are never closed by intake's or xarray's users: the
         # connection is closed when its Database is collected, never left to

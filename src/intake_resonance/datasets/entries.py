@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 __all__ = ["LazyEntries"]
 
 E = TypeVar("E")
 
 
-class LazyEntries(MutableMapping[str, E], Generic[E]):
+class LazyEntries[E](MutableMapping[str, E]):
     """uid -> entry, in listing order; ``make(uid)`` builds an entry the first time it is asked for.
 
     Both intake faces keep their run entries in one of these. Entries set

@@ -21,7 +21,8 @@ which is the one step a reader without intake-resonance takes::
     prefix = store.as_uri() + "/"
     config = icechunk.RepositoryConfig.default()
     config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(store)), name="beamtime"))
-    repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access={prefix: icechunk.credentials.LocalFileSystemAccess})
+    access = {prefix: icechunk.credentials.LocalFileSystemAccess}  # local files: no credentials, only consent
+    repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access=access)
     ds = xr.open_zarr(repo.readonly_session("main").store, group=f"{uid}/primary", consolidated=False, zarr_format=3)
 
 :func:`open_virtual_session` does the same, and authorises nothing else:
@@ -41,7 +42,18 @@ from typing import Any
 from ..beamtime.errors import NotVirtualizableError, VirtualTargetError
 from ..beamtime.format import zarr_path_for
 
-__all__ = ["CONTAINER", "LAYOUT_VERSION", "MARK", "check_target", "container", "first_line", "new_mark", "open_repository", "open_virtual_session", "read_mark"]
+__all__ = [
+    "CONTAINER",
+    "LAYOUT_VERSION",
+    "MARK",
+    "check_target",
+    "container",
+    "first_line",
+    "new_mark",
+    "open_repository",
+    "open_virtual_session",
+    "read_mark",
+]
 
 #: Root-group attribute of a repository written by :func:`~intake_resonance.virtual.write.virtualize`.
 MARK = "intake_resonance"

@@ -175,9 +175,9 @@ def build_server(
     import secrets
 
     from tiled.config import Authentication
+    from tiled.server.app import build_app
 
     from ._compression import compression_registry
-    from tiled.server.app import build_app
 
     if api_key is not None:
         api_key, source = check_api_key(api_key, "--api-key"), "option"
