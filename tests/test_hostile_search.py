@@ -211,3 +211,23 @@ def test_tiled_full_text(bt: tuple[Path, dict[str, str]]) -> None:
         assert list(c.search(FullText("\0"))) == []
         assert list(c.search(Eq("Über", "ja"))) == [uids["groesse"]]
         assert list(c.search(In("plan_name", [f"p{i}" for i in range(1500)] + ["rsoxs"]))) == [uids["plain"]]
+
+
+def test_a_search_answer_depends_on_its_criteria_not_on_what_was_asked_before(tmp_path: Path) -> None:
+    """JSON true, 1, 1.0 and "1" are different values; the runs-table cache must never hand one's table to another."""
+    path = tmp_path / "typed.db"
+    flags: list[Any] = [True, 1, 1.0, "1", [1], False, 0]
+    uids = []
+    with BeamtimeWriter(path) as w:
+        for i, flag in enumerate(flags):
+            uids.append(w.open_run("scan", time=T0 + 10 * i, metadata={"flag": flag, "n": [1] if i == 4 else i}))
+            w.close_run(time=T0 + 10 * i + 5)
+    want = {"true": [uids[0]], "1": [uids[1], uids[2]], "false": [uids[5]], "0": [uids[6]], '"1"': [uids[3]], "[1]": [uids[4]]}
+    asked: list[Any] = [1, True, 1.0, "1", False, 0, [1]]
+    for order in (asked, asked[::-1]):
+        bt = intake.open_resonance_beamtime(str(path))
+        for value in order:
+            key = "1" if value == 1.0 and not isinstance(value, bool) else json.dumps(value)
+            assert bt.search(flag=value).to_dataframe().uid.tolist() == want[key], value
+            assert list(bt.search(flag=value)) == want[key], value
+    assert list(intake.open_resonance_beamtime(str(path)).search(n=[1])) == [uids[4]]  # a list matches, no TypeError

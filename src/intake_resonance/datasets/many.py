@@ -36,6 +36,7 @@ from ..beamtime import records
 from ..beamtime.errors import BeamtimeError, LayoutError
 from ..beamtime.format import Database
 from ..beamtime.names import variable_names
+from ..beamtime.records.arrays import with_missing
 from .attrs import run_attrs
 from .build import _field_attrs, build_run, event_times, resolve_stream
 from .location import RunLocation, open_database
@@ -293,7 +294,7 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
     def grid(values: np.ndarray) -> np.ndarray:
         if full:  # a run lacking a field holds NaN in the shared column already
             return values.reshape(n_runs, width)
-        dtype, fill = xr.core.dtypes.maybe_promote(values.dtype)
+        dtype, fill = with_missing(values.dtype)
         out = np.full((n_runs, width), fill, dtype=dtype)
         out[rows, cols] = values
         return out

@@ -42,7 +42,7 @@ def runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.DataFram
     Returns a new copy each call; the table is read again only after a
     commit (or a replaced file).
     """
-    key = (str(db.path.resolve()), db.state(), (query or RunQuery()).criteria, stream)
+    key = (str(db.path.resolve()), db.state(), (query or RunQuery()).key, stream)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ..beamtime.errors import LayoutError
+from ..beamtime.records.arrays import with_missing
 
 __all__ = ["run_label", "shared_attrs", "stack_runs"]
 
@@ -133,7 +134,7 @@ def _take_padded(data: Any, axis: int, src: np.ndarray) -> Any:
     Done by hand on dask arrays: xarray's masked reindex builds a mask whose
     chunks disagree with the frames' and makes dask warn about chunk growth.
     """
-    dtype, fill = xr.core.dtypes.maybe_promote(data.dtype)
+    dtype, fill = with_missing(data.dtype)
     if (src >= 0).all():
         return data[(slice(None),) * axis + (src,)]
     shape = list(data.shape)
@@ -145,6 +146,21 @@ def _take_padded(data: Any, axis: int, src: np.ndarray) -> Any:
     return padded[(slice(None),) * axis + (np.where(src < 0, data.shape[axis], src),)]
 
 
+def _encoding_for(encoding: Mapping[str, Any], dtype: np.dtype) -> dict[str, Any]:
+    """A variable's encoding once padding made it ``dtype``: the stored dtype kept only while the values still fit it.
+
+    A frame variable remembers its stored ``int32`` in ``encoding["dtype"]``;
+    kept on frames padded with NaN, ``to_netcdf``/``to_zarr`` would cast NaN to
+    ``int32`` and write INT_MIN where no frame was.
+    """
+    out = dict(encoding)
+    stored = out.get("dtype")
+    if stored is not None and np.dtype(stored) != np.dtype(dtype):
+        for key in ("dtype", "_FillValue", "missing_value", "scale_factor", "add_offset"):
+            out.pop(key, None)
+    return out
+
+
 def _pad_to(part: xr.Dataset, targets: Mapping[str, pd.Index]) -> xr.Dataset:
     """Reindex a run onto the common grid: NumPy variables through xarray, dask ones by hand."""
     for dim, target in targets.items():
@@ -152,10 +168,10 @@ def _pad_to(part: xr.Dataset, targets: Mapping[str, pd.Index]) -> xr.Dataset:
         if len(src) == part.sizes[dim] and (src == np.arange(len(src))).all():
             continue
         lazy = {k: v for k, v in part.data_vars.items() if dim in v.dims and isinstance(v.data, dask.array.Array)}
-        moved = {
-            k: xr.Variable(v.dims, _take_padded(v.data, v.dims.index(dim), src), v.attrs, v.encoding)
-            for k, v in lazy.items()
-        }
+        moved = {}
+        for k, v in lazy.items():
+            data = _take_padded(v.data, v.dims.index(dim), src)
+            moved[k] = xr.Variable(v.dims, data, v.attrs, _encoding_for(v.encoding, data.dtype))
         part = part.drop_vars(list(lazy)).reindex({dim: target}).assign(moved)
     return part
 
@@ -172,7 +188,7 @@ def _fill_missing(parts: list[xr.Dataset]) -> list[xr.Dataset]:
         missing = {}
         for k, v in templates.items():
             if k not in p.variables and all(p.sizes.get(d) in (None, n) for d, n in v.sizes.items()):
-                dtype, fill = xr.core.dtypes.maybe_promote(v.dtype)
+                dtype, fill = with_missing(v.dtype)
                 missing[k] = xr.Variable(v.dims, dask.array.full(v.shape, fill, dtype=dtype, chunks=v.data.chunks), v.attrs)
         out.append(p.assign(missing) if missing else p)
     return out
@@ -317,5 +333,22 @@ def stack_runs(
     for var in out.variables.values():  # a padded int field is float now: its stored dtype no longer describes it
         if "dtype" in var.attrs and var.attrs["dtype"] != "number" and str(var.attrs["dtype"]) != str(var.dtype):
             del var.attrs["dtype"]
+        var.encoding = _encoding_for(var.encoding, var.dtype)
+        var.encoding.pop("preferred_chunks", None)  # of one run's time axis, not of the stack's dims
+        if isinstance(var.data, dask.array.Array):
+            var.data = _regular_chunks(var.data)
     lead = [d for d in (dim, *names, "event") if d in out.dims]
     return out.transpose(*lead, ...)
+
+
+def _regular_chunks(data: dask.array.Array) -> dask.array.Array:
+    """``data`` with chunks Zarr can store: along each axis all equal but a smaller last one.
+
+    Padding and concatenation leave chunks such as (3, 3, 3, 3, 4), which
+    ``to_zarr`` refuses; such an axis is rechunked to its largest chunk.
+    """
+    wanted = {}
+    for axis, sizes in enumerate(data.chunks):
+        if len(sizes) > 1 and (len(set(sizes[:-1])) > 1 or sizes[-1] > sizes[0]):
+            wanted[axis] = max(sizes)
+    return data.rechunk(wanted) if wanted else data

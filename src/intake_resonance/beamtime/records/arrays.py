@@ -23,7 +23,7 @@ import numpy as np
 
 from ._values import MISSING
 
-__all__ = ["column_array"]
+__all__ = ["column_array", "with_missing"]
 
 
 def column_array(values: np.ndarray | list[Any]) -> tuple[np.ndarray, bool]:
@@ -85,3 +85,21 @@ def column_array(values: np.ndarray | list[Any]) -> tuple[np.ndarray, bool]:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out, False
+
+
+def with_missing(dtype: np.dtype) -> tuple[np.dtype, Any]:
+    """The dtype a column needs to hold a missing value, and that value (xarray's rules).
+
+    Floats and complex keep their dtype (NaN); integers and booleans become
+    float (``float32`` up to 2 bytes, else ``float64``; NaN); datetimes and
+    timedeltas keep theirs (NaT); anything else becomes ``object`` with NaN,
+    as xarray's own padding gives.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fc":
+        return dtype, np.nan
+    if dtype.kind in "iub":
+        return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64), np.nan
+    if dtype.kind in "mM":
+        return dtype, dtype.type("NaT")
+    return np.dtype(object), np.nan

@@ -94,6 +94,15 @@ class RunQuery:
             items.append((f"metadata.{key}", _json_value(f"metadata.{key}", value)))
         return RunQuery(tuple(items))
 
+    @property
+    def key(self) -> str:
+        """The criteria as canonical JSON: equal only for the same names, values and JSON types.
+
+        What caches key a search by. Python equality would make ``True``,
+        ``1`` and ``1.0`` one key (they hash alike) and refuse lists.
+        """
+        return json.dumps([[name, value] for name, value in self.criteria], sort_keys=True, allow_nan=True, default=repr)
+
     def as_dict_list(self) -> list[dict[str, Any]]:
         """The criteria as plain dicts (for catalog arguments and YAML)."""
         out: list[dict[str, Any]] = []

@@ -201,7 +201,7 @@ class RunCatalog(ManyRunsMixin, Catalog):
     def _token(self) -> str:
         # intake's token walks every entry; ours is the query that lists them.
         state = self._state
-        text = repr((self.qname(), state.path, state.query.criteria, state.stream, state.chunks, len(self.aliases)))
+        text = repr((self.qname(), state.path, state.query.key, state.stream, state.chunks, len(self.aliases)))
         return hashlib.md5(text.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class View:
         self.reverse = reverse
 
     def cache_key(self) -> tuple[Any, ...]:
-        return (repr(self.query.criteria), self.filters, None if self.keys is None else tuple(sorted(self.keys)))
+        return (self.query.key, self.filters, None if self.keys is None else tuple(sorted(self.keys)))
 
     def narrow(self, **criteria: Any) -> View:
         try:
