@@ -9,7 +9,7 @@ of the runs table (no run is opened). Other query types answer 400.
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self
 
 import orjson
 from tiled.queries import Comparison, Contains, Eq, FullText, In, KeysFilter, QueryValueError
@@ -96,7 +96,6 @@ class View:
         return True
 
 
-_C = TypeVar("_C", bound="Narrowable")
 
 
 class Narrowable(Protocol):
@@ -104,12 +103,12 @@ class Narrowable(Protocol):
 
     _view: View
 
-    def _narrowed(self: _C, view: View) -> _C: ...
+    def _narrowed(self, view: View) -> Self: ...
 
-    def _with_filter(self: _C, op: str, key: str, value: Any) -> _C: ...
+    def _with_filter(self, op: str, key: str, value: Any) -> Self: ...
 
 
-def _eq[C: "Narrowable"](query: Eq, tree: _C) -> _C:
+def _eq[C: "Narrowable"](query: Eq, tree: C) -> C:
     key, value = query.key, query.value
     if key in _COLUMNS:
         if isinstance(value, (list, dict)):
@@ -121,7 +120,7 @@ def _eq[C: "Narrowable"](query: Eq, tree: _C) -> _C:
     return tree._narrowed(tree._view.narrow(metadata={_metadata_key(key): value}))
 
 
-def _in[C: "Narrowable"](query: In, tree: _C) -> _C:
+def _in[C: "Narrowable"](query: In, tree: C) -> C:
     key, values = query.key, list(query.value)
     if key in _COLUMNS:
         if any(isinstance(v, (list, dict)) for v in values):
@@ -130,13 +129,13 @@ def _in[C: "Narrowable"](query: In, tree: _C) -> _C:
     return tree._with_filter("in", _metadata_key(key), values)
 
 
-def _contains[C: "Narrowable"](query: Contains, tree: _C) -> _C:
+def _contains[C: "Narrowable"](query: Contains, tree: C) -> C:
     if query.key in _COLUMNS or query.key in TIME_KEYS:
         raise QueryValueError(f"Contains applies to list-valued run metadata, not to {query.key!r}; use Eq or FullText")
     return tree._with_filter("contains", _metadata_key(query.key), query.value)
 
 
-def _comparison[C: "Narrowable"](query: Comparison, tree: _C) -> _C:
+def _comparison[C: "Narrowable"](query: Comparison, tree: C) -> C:
     if query.key not in TIME_KEYS:
         raise QueryValueError(f"Comparison is supported on time_start only, not {query.key!r}")
     t = _time(query.value)
@@ -152,11 +151,11 @@ def _comparison[C: "Narrowable"](query: Comparison, tree: _C) -> _C:
     return tree._narrowed(tree._view.narrow(**bounds[op]))
 
 
-def _full_text[C: "Narrowable"](query: FullText, tree: _C) -> _C:
+def _full_text[C: "Narrowable"](query: FullText, tree: C) -> C:
     return tree._narrowed(tree._view.narrow(text=query.text))
 
 
-def _keys_filter[C: "Narrowable"](query: KeysFilter, tree: _C) -> _C:
+def _keys_filter[C: "Narrowable"](query: KeysFilter, tree: C) -> C:
     keys = frozenset(query.keys)
     view = tree._view
     if view.keys is not None:
