@@ -231,3 +231,16 @@ def test_a_search_answer_depends_on_its_criteria_not_on_what_was_asked_before(tm
             assert bt.search(flag=value).to_dataframe().uid.tolist() == want[key], value
             assert list(bt.search(flag=value)) == want[key], value
     assert list(intake.open_resonance_beamtime(str(path)).search(n=[1])) == [uids[4]]  # a list matches, no TypeError
+
+
+def test_one_vocabulary_and_no_silent_empty_answer(bt: tuple[Path, dict[str, str]], search: Callable[..., list[str]]) -> None:
+    """The names entry metadata and Dataset attrs use are search names too; a name nothing has is an error."""
+    _, uids = bt
+    assert search(sample_name="Ölfilm") == search(sample="Ölfilm") == [uids["groesse"]]
+    assert search(plan="rsoxs") == search(plan_name="rsoxs") and search(plan="rsoxs")
+    assert search(status="success") == search(exit_status="success")
+    for misspelt in ({"sampel": "PS"}, {"plan_nmae": "rsoxs"}, {"stauts": None}):
+        with pytest.raises(SearchCriterionError, match=rf"no run has .* {next(iter(misspelt))!r}.*search takes plan_name, sample"):
+            search(**misspelt)
+    assert search(metadata={"sampel": "PS"}) == []  # asked for as metadata: a key no run has yet matches nothing
+    assert search(Stoß="Ja") == [uids["nan"]]  # a key only metadata SQLite cannot read (NaN) holds is known too

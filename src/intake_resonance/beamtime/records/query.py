@@ -9,9 +9,13 @@ from typing import Any
 
 from ..errors import SearchCriterionError
 
-__all__ = ["RunQuery", "epoch_seconds"]
+__all__ = ["ALIASES", "NAMES", "RunQuery", "epoch_seconds"]
 
 _EXACT = {"plan_name": "r.plan_name", "sample": "s.name", "exit_status": "r.exit_status", "operator": "r.operator"}
+#: Other names of the same run properties: as entry metadata, Dataset attrs and ``stack(by=)`` name them.
+ALIASES = {"sample_name": "sample", "plan": "plan_name", "status": "exit_status"}
+#: Every name a criterion may have besides a key of some run's metadata.
+NAMES = (*_EXACT, *ALIASES, "since", "until", "text", "metadata")
 
 
 def epoch_seconds(value: Any) -> float:
@@ -42,7 +46,8 @@ class RunQuery:
     Criteria
     --------
     plan_name, sample, exit_status, operator
-        Exact match (``sample`` is the sample's name); a list (of any length)
+        Exact match (``sample`` is the sample's name); also named
+        ``plan``, ``sample_name`` and ``status``; a list (of any length)
         matches any of its values; ``None`` matches NULL (e.g.
         ``exit_status=None``: runs still open).
     since, until
@@ -62,6 +67,10 @@ class RunQuery:
     """
 
     criteria: tuple[tuple[str, Any], ...] = ()
+    #: Metadata keys given as bare names (``flag=1``), which some run's metadata must have
+    #: (:func:`~intake_resonance.beamtime.records.runs.where_clause` checks): a misspelt
+    #: name is an error, not an empty answer. ``metadata={...}`` names keys without that check.
+    bare: tuple[str, ...] = ()
 
     def narrow(self, metadata: dict[str, Any] | None = None, **criteria: Any) -> RunQuery:
         """A new query with these criteria added; unknown names are metadata keys.
@@ -72,7 +81,9 @@ class RunQuery:
             A value of the wrong type (a ``ValueError`` too), naming the criterion.
         """
         items = list(self.criteria)
+        bare = list(self.bare)
         for key, value in criteria.items():
+            key = ALIASES.get(key, key)
             if key in ("since", "until"):
                 try:
                     items.append((key, epoch_seconds(value)))
@@ -86,13 +97,14 @@ class RunQuery:
                 items.append((key, value))
             else:
                 items.append((f"metadata.{key}", _json_value(key, value)))
+                bare.append(key)
         if metadata is not None and not isinstance(metadata, dict):
             raise _wrong_type("metadata", "a dict of run-metadata keys and values", metadata)
         for key, value in (metadata or {}).items():
             if not isinstance(key, str) or not _encodes(key):
                 raise _wrong_type("metadata", "string keys", key)
             items.append((f"metadata.{key}", _json_value(f"metadata.{key}", value)))
-        return RunQuery(tuple(items))
+        return RunQuery(tuple(items), tuple(dict.fromkeys(bare)))
 
     @property
     def key(self) -> str:
@@ -108,7 +120,8 @@ class RunQuery:
         out: list[dict[str, Any]] = []
         for key, value in self.criteria:
             if key.startswith("metadata."):
-                out.append({"metadata": {key[len("metadata."):]: value}})
+                name = key[len("metadata."):]
+                out.append({name: value} if name in self.bare else {"metadata": {name: value}})
             else:
                 out.append({key: list(value) if isinstance(value, tuple) else value})
         return out

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError
+from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError, SearchCriterionError
 from ..format import Database
 from ..plans import indexed_by
 from ._values import _is_number, decode_json, json_groups
-from .query import RunQuery, _like_escape
+from .query import NAMES, RunQuery, _like_escape
 
 __all__ = [
     "SampleRecord",
@@ -19,6 +22,8 @@ __all__ = [
     "get_runs",
     "list_runs",
     "list_uids",
+    "metadata_keys",
+    "where_clause",
     "recent_runs",
     "runs_by_sample",
     "runs_table",
@@ -132,9 +137,66 @@ def _run_records(db: Database, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
     return out
 
 
+_KEYS_CACHED = 16
+_known_keys: OrderedDict[tuple[Any, ...], frozenset[str]] = OrderedDict()
+_keys_lock = threading.Lock()
+
+
+def metadata_keys(db: Database) -> frozenset[str]:
+    """Top-level keys of any run's metadata, cached per beamtime state."""
+    state = (str(db.path), db.state())
+    with _keys_lock:
+        hit = _known_keys.get(state)
+    if hit is not None:
+        return hit
+    rows = db.query(
+        "SELECT DISTINCT j.key FROM runs r, json_each(r.metadata) j "
+        "WHERE typeof(r.metadata) = 'text' AND json_valid(r.metadata)"
+    )
+    keys = {str(r[0]) for r in rows}
+    # Metadata SQLite does not read as JSON (json.dumps writes NaN) is searched in Python: its keys count too.
+    for (text,) in db.query("SELECT r.metadata FROM runs r WHERE typeof(r.metadata) = 'text' AND NOT json_valid(r.metadata)"):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            keys.update(str(k) for k in value)
+    with _keys_lock:
+        _known_keys[state] = frozenset(keys)
+        while len(_known_keys) > _KEYS_CACHED:
+            _known_keys.popitem(last=False)
+    return frozenset(keys)
+
+
+def where_clause(db: Database, query: RunQuery | None) -> tuple[str, list[Any]]:
+    """``query``'s WHERE clause and parameters, after checking its bare names against the beamtime.
+
+    Raises
+    ------
+    SearchCriterionError
+        A criterion named neither as a run property nor as a key of any
+        run's metadata (a misspelling, most likely): the message names the
+        accepted names; ``metadata={name: value}`` asks for such a key anyway.
+    """
+    query = query or RunQuery()
+    if query.bare:
+        unknown = [name for name in query.bare if name not in metadata_keys(db)]
+        if unknown:
+            keys = sorted(metadata_keys(db))
+            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+            raise SearchCriterionError(
+                f"no run has a property or metadata key {unknown[0]!r} to search by; search takes "
+                f"{', '.join(NAMES)}, or a key of the runs' metadata ({shown or 'none here'}); "
+                f"metadata={{{unknown[0]!r}: ...}} searches for a key no run has yet",
+                db.path,
+            )
+    return query.where()
+
+
 def list_runs(db: Database, query: RunQuery | None = None) -> list[RunRecord]:
     """All runs matching ``query``, oldest first (ties broken by uid)."""
-    where, params = (query or RunQuery()).where()
+    where, params = where_clause(db, query)
     rows = db.query(_RUN_SELECT + where + " ORDER BY r.time_start, r.uid", params)
     return _run_records(db, rows)
 
@@ -160,7 +222,7 @@ def runs_by_sample(db: Database, name: str) -> list[RunRecord]:
 
 def list_uids(db: Database, query: RunQuery | None = None) -> list[str]:
     """Uids of the runs matching ``query``, oldest first; one light query."""
-    where, params = (query or RunQuery()).where()
+    where, params = where_clause(db, query)
     rows = db.query(
         "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id" + where + " ORDER BY r.time_start, r.uid",
         params,
@@ -174,7 +236,7 @@ def runs_table(db: Database, query: RunQuery | None = None) -> dict[str, list[An
     Keys: uid, plan_name, sample, time_start, time_stop, exit_status,
     num_events, operator (times in epoch seconds, NULL as None).
     """
-    where, params = (query or RunQuery()).where()
+    where, params = where_clause(db, query)
     rows = db.query(
         "SELECT r.uid, r.plan_name, s.name, r.time_start, r.time_stop, r.exit_status, "
         "COALESCE(r.num_events, 0), r.operator FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
@@ -259,7 +321,7 @@ def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list
     """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
     if "\0" in prefix:
         return []  # LIKE would end the pattern at the NUL and match what comes before it
-    where, params = (query or RunQuery()).where()
+    where, params = where_clause(db, query)
     escaped = _like_escape(prefix)
     clause = (" AND " if where else " WHERE ") + "r.uid LIKE ? ESCAPE '\\'"
     rows = db.query(

@@ -31,7 +31,7 @@ from ..format import Database
 from ..plans import indexed_by
 from ._values import _is_int, json_groups
 from .query import RunQuery
-from .runs import RunRecord
+from .runs import RunRecord, where_clause
 
 __all__ = ["RunCounts", "run_counts", "events_per_run", "counts_table", "counts_columns", "field_ranges", "iso_utc", "run_summary"]
 
@@ -185,7 +185,7 @@ def _count_parts(
     db: Database, query: RunQuery | None
 ) -> tuple[list[tuple[Any, ...]], dict[str, dict[str, int]], dict[Any, int]]:
     """The streams (run_uid, name, uid, ...), events per stream name of each run, and frames per stream uid."""
-    where, params = (query or RunQuery()).where()
+    where, params = where_clause(db, query)
     # The runs are joined only to apply criteria: the whole beamtime needs streams alone.
     join = " JOIN runs r ON r.uid = st.run_uid LEFT JOIN samples s ON s.id = r.sample_id" + where if where else ""
     (n_streams,) = db.query("SELECT count(*) FROM streams")[0]
@@ -244,7 +244,7 @@ def field_ranges(
     out; events whose JSON does not parse are skipped (:func:`~intake_resonance.tools.check`
     reports them).
     """
-    where, params = (query or RunQuery()).where()
+    where, params = where_clause(db, query)
     path = '$."' + field_name.replace('"', '""') + '"'
     value = "CASE WHEN json_valid(e.data) AND json_type(e.data, ?) IN ('integer', 'real') THEN json_extract(e.data, ?) END"
     rows = db.query(
