@@ -88,6 +88,9 @@ def test_run_source_matches_engine(five):
     other = RunSource(str(path), uids[0], stream="baseline")
     assert other.read().beam_current.values.tolist() == [500.1]
     assert set(RunSource(str(path), uids[0]).to_datatree().children) == {"baseline", "primary"}
+    one = src.to_dask(chunks=1)  # chunks per call, as the engine and open_run_dataset take them
+    assert one.detector_image.chunks[0] == (1,) * 5 and src.to_dask().detector_image.chunks == lazy.detector_image.chunks
+    xr.testing.assert_identical(one, xr.open_dataset(path, engine="resonance", group=uids[1], chunks={}, frame_chunks=1))
     assert RunSource(str(path), uids[1], chunks=2).to_dask().detector_image.data.chunks[0] == (2, 2, 1)
 
 

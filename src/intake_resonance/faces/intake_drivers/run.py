@@ -81,9 +81,22 @@ class RunSource(DataSource):
             },
         )
 
-    def to_dask(self) -> xr.Dataset:
-        """The run as a Dataset with dask-backed, unread frames."""
-        ds = self._open()
+    _UNSET: Any = object()
+
+    def to_dask(self, chunks: Any = _UNSET) -> xr.Dataset:
+        """The run as a Dataset with dask-backed, unread frames.
+
+        Parameters
+        ----------
+        chunks : int, tuple, dict or "auto", optional
+            Chunks of the frame variables for this call (as the engine's and
+            :func:`~intake_resonance.open_run_dataset`'s ``chunks=``); default
+            the source's own ``chunks``.
+        """
+        if chunks is not self._UNSET and chunks != self.chunks:
+            ds = open_run_dataset(self.path, self.uid, self.stream, chunks=chunks)
+        else:
+            ds = self._open()
         self._load_metadata()
         return ds
 
