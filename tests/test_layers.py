@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Modules at the top of the package: below every layer, or the front door above them all.
 BELOW_ALL = {f"{PACKAGE}._version", f"{PACKAGE}.layers"}
-FRONT = {PACKAGE, f"{PACKAGE}._moved"}
+FRONT = {PACKAGE}
 
 
 def _modules(root: Path = ROOT) -> dict[str, Path]:

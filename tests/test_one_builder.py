@@ -185,8 +185,8 @@ def test_engine_import_is_light_in_a_fresh_interpreter(beamtime: Written) -> Non
 def test_package_import_loads_no_face() -> None:
     code = "import sys, intake_resonance; print(sorted(m for m in sys.modules if m.startswith('intake_resonance')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    # Only the package's front door: its version and the finder for moved paths, no layer.
-    assert out.stdout.strip() == "['intake_resonance', 'intake_resonance._moved', 'intake_resonance._version']"
+    # Only the package's front door and its version, no layer.
+    assert out.stdout.strip() == "['intake_resonance', 'intake_resonance._version']"
 
 
 def test_plotting_leaves_the_matplotlib_backend_alone(beamtime: Written, tmp_path: Path) -> None:

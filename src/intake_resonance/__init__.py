@@ -24,11 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import _moved
 from ._version import __version__ as __version__
-
-# Paths from before the layer folders (intake_resonance.facade, ...) keep working.
-_moved.install()
 
 #: Public name -> the module (relative to this package) that defines it.
 _LAZY: dict[str, str] = {

@@ -3,7 +3,7 @@
 Each layer is a sub-package and imports only from the layers listed before
 it (``tests/test_layers.py`` walks every import and holds the code to this;
 the README's "How it is built" shows the same table). Modules at the top of
-the package are the front door (``__init__``, ``_moved``) or below every
+the package are the front door (``__init__``) or below every
 layer (``_version``).
 
 ========  ==================================================================
