@@ -6,6 +6,7 @@ import json
 import pickle
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,29 @@ def test_one_vocabulary_and_no_silent_empty_answer(bt: tuple[Path, dict[str, str
             search(**misspelt)
     assert search(metadata={"sampel": "PS"}) == []  # asked for as metadata: a key no run has yet matches nothing
     assert search(Stoß="Ja") == [uids["nan"]]  # a key only metadata SQLite cannot read (NaN) holds is known too
+
+
+def test_the_exact_uid_wins_and_case_is_folded_only_for_hex_that_is_no_uid(tmp_path: Path) -> None:
+    path = tmp_path / "case.db"
+    with BeamtimeWriter(path) as w:
+        lower = w.open_run("scan", time=T0)
+        w.close_run(time=T0 + 1)
+        other = w.open_run("scan", time=T0 + 10)
+        w.close_run(time=T0 + 11)
+    upper = lower.upper()
+    with closing(sqlite3.connect(path)) as conn, conn:  # a crafted file: a second run whose uid is the first's in capitals
+        conn.execute("UPDATE runs SET uid = ? WHERE uid = ?", (upper, other))
+    with Database(path) as db:
+        assert records.resolve_uid(db, upper) == upper and records.resolve_uid(db, lower) == lower
+        assert records.resolve_uid(db, upper[:8]) == upper and records.resolve_uid(db, lower[:8]) == lower
+        with pytest.raises(BeamtimeError, match="no run"):
+            records.resolve_uid(db, lower[:8] + "é")  # non-ASCII: no run, no error of another kind
+        with pytest.raises(BeamtimeError, match="100000 characters is no uid") as err:
+            records.resolve_uid(db, "a" * 100_000)
+        assert "SQLite" not in str(err.value)
+    cat = intake.open_resonance_beamtime(str(path))
+    assert cat[upper].describe()["args"]["uid"] == upper and cat[lower].describe()["args"]["uid"] == lower
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DELETE FROM runs WHERE uid = ?", (upper,))
+    with Database(path) as db:  # only the lowercase run: capitals are hex no beamline uid has, folded
+        assert records.resolve_uid(db, upper) == lower and records.resolve_uid(db, upper[:10]) == lower

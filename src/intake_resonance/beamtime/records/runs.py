@@ -12,7 +12,7 @@ from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError, SearchCr
 from ..format import Database
 from ..plans import indexed_by
 from ._values import _is_number, decode_json, json_groups
-from .query import NAMES, RunQuery, _like_escape
+from .query import NAMES, RunQuery, _encodes
 
 __all__ = [
     "SampleRecord",
@@ -291,16 +291,27 @@ def get_runs(db: Database, uids: list[str] | tuple[str, ...]) -> dict[str, RunRe
     return out
 
 
+#: Longer keys are not uids (the format's are 32 characters); refused before any query.
+MAX_KEY = 256
+
+
 def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_prefix: int = 6) -> str:
     """Turn a full uid or a unique uid prefix (``min_prefix`` characters or more) into a uid.
+
+    The exact uid always wins; then a unique prefix, compared case by case
+    (SQLite's ``LIKE`` would fold ASCII letters and pick another run). Only a
+    key in upper-case hex, which no beamline uid is (they are lowercase hex),
+    is then tried in lower case.
 
     Raises
     ------
     RunNotFoundError
-        No run matches, the prefix is too short, or it is ambiguous (the
-        message lists the matches).
+        No run matches, the key is too short or too long, or it is ambiguous
+        (the message lists the matches).
     """
-    key = str(key).strip().lower()
+    key = str(key).strip()
+    if len(key) > MAX_KEY:
+        raise RunNotFoundError(f"a key of {len(key)} characters is no uid (they have 32)", db.path, run=key[:40] + "...")
     if len(key) < min_prefix:
         raise RunNotFoundError(
             f"{key!r} is too short to identify a run: give the uid or at least {min_prefix} of its characters",
@@ -308,6 +319,8 @@ def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_pr
             run=key,
         )
     matches = match_uids(db, key, query)
+    if not matches and key != key.lower() and all(c in "0123456789abcdefABCDEF-" for c in key):
+        matches = match_uids(db, key.lower(), query)
     if key in matches:
         return key
     if len(matches) == 1:
@@ -318,17 +331,21 @@ def resolve_uid(db: Database, key: str, query: RunQuery | None = None, *, min_pr
 
 
 def match_uids(db: Database, prefix: str, query: RunQuery | None = None) -> list[str]:
-    """Uids starting with ``prefix`` (among runs matching ``query``), sorted."""
-    if "\0" in prefix:
-        return []  # LIKE would end the pattern at the NUL and match what comes before it
+    """Uids starting with ``prefix`` exactly, letter case included (among runs matching ``query``), sorted.
+
+    The exact uid is always among them when it exists (a longer uid sharing
+    the prefix cannot push it past the 50 returned).
+    """
+    if "\0" in prefix or not _encodes(prefix):
+        return []  # no uid holds a NUL or a lone surrogate
     where, params = where_clause(db, query)
-    escaped = _like_escape(prefix)
-    clause = (" AND " if where else " WHERE ") + "r.uid LIKE ? ESCAPE '\\'"
+    # A range on the uid index, then an exact comparison of the first characters (BINARY: case kept).
+    clause = (" AND " if where else " WHERE ") + "r.uid >= ? AND r.uid < ? AND substr(r.uid, 1, ?) = ?"
     rows = db.query(
         "SELECT r.uid FROM runs r LEFT JOIN samples s ON s.id = r.sample_id"
         + where
         + clause
-        + " ORDER BY r.uid LIMIT 50",
-        [*params, escaped + "%"],
+        + " ORDER BY r.uid = ? DESC, r.uid LIMIT 50",
+        [*params, prefix, prefix + "\U0010ffff", len(prefix), prefix, prefix],
     )
-    return [r[0] for r in rows]
+    return sorted(r[0] for r in rows)
