@@ -458,3 +458,21 @@ def test_broken_frames_are_bad_input_for_export_and_plot(runner: CliRunner, tmp_
     _assert_bad_input(_run(runner, "plot", path, uid, "-o", tmp_path / "x.png"), "refs.zarr", uid)
     # Reading what is sound still works: the scalar columns and the first frame.
     assert _run(runner, "plot", path, uid, "--frame", 0, "-o", tmp_path / "x.png").exit_code == 0
+
+
+def test_beamtime_text_reaches_the_terminal_escaped(tmp_path: Path, runner: CliRunner) -> None:
+    """OSC 52 (clipboard), a window title, clear screen, a carriage return, a bidi override and a forged line."""
+    path = tmp_path / "evil.db"
+    evil_sample = "PS\x1b]52;c;ZXZpbA==\x07\nforged  line\r\u202e"
+    with BeamtimeWriter(path) as w:
+        uid = w.open_run("scan\x1b]0;title\x07\x1b[2J", sample=evil_sample, time=T0, operator="eve\x1b[8m")
+        w.open_stream("primary", {"i0\x1b[31m": {"units": "V\x1b[0m"}}, time=T0)
+        w.write_event({"i0\x1b[31m": 1.0}, time=T0 + 1)
+        w.close_run(time=T0 + 2)
+    outs = [_run(runner, "ls", path), _run(runner, "show", path, uid), _run(runner, "check", path)]
+    for result in outs:
+        for text in (result.stdout, result.stderr):
+            assert not any(c in text for c in "\x1b\x07\r\u202e"), repr(text)
+    ls_lines = outs[0].stdout.splitlines()
+    assert len(ls_lines) == 2 and "\\x1b]52;c;ZXZpbA==\\x07\\nforged" in ls_lines[1]  # the header and one run, its text visible
+    assert "\\x1b[8m" in outs[1].stdout and "i0\\x1b[31m" in outs[1].stdout

@@ -27,7 +27,7 @@ import click
 
 from .._version import __version__
 from ..beamtime.errors import BeamtimeError
-from .cli_output import EXIT_BAD_INPUT, BadInput
+from .cli_output import EXIT_BAD_INPUT, BadInput, printable
 from .cli_output import progress_option as co_progress_option
 from .cli_virtual import virtualize_command
 
@@ -80,7 +80,7 @@ def _fail(exc: click.ClickException) -> None:
         where = f"{PROG}: "
     else:
         where = f"{PROG}: error: "
-    click.echo(where + message, err=True)
+    click.echo(printable(where + message), err=True)
     code = EXIT_BAD_INPUT if isinstance(exc, (click.UsageError, BadInput)) else exc.exit_code
     if _OWN_PROCESS and getattr(exc, "skip_exit_handlers", False):
         # After a failed netCDF write HDF5 crashes in its exit handler (a segmentation
@@ -199,11 +199,12 @@ def _ls_lines(path: Path, criteria: dict[str, Any], prefix: str = "") -> list[st
     for row in df.itertuples(index=False):
         sample = row.sample if isinstance(row.sample, str) else "-"
         status = row.exit_status if isinstance(row.exit_status, str) else "open"
-        lines.append(
+        line = (
             f"{prefix}{row.uid[:8]:<8}  {row.plan_name:<10}  {sample:<10}  {_iso(row.time_start):<20}  "
             f"{_duration(row.time_start, row.time_stop):>8}  {status:<8}  {row.num_events:>6}  "
             f"{row.stream_events:>7}  {row.frames:>6}  {_energy(ranges.get(row.uid)):<15}".rstrip()
         )
+        lines.append(printable(line))  # one line per run, whatever the beamtime's text holds
     return lines
 
 
@@ -250,6 +251,10 @@ def ls_(path: Path, plans: tuple[str, ...], samples: tuple[str, ...], since: flo
 
 
 # --------------------------------------------------------------------- show
+def _say(line: str) -> None:
+    click.echo(printable(line))
+
+
 def _fmt(value: Any) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
@@ -274,22 +279,22 @@ def show(path: Path, uid: str) -> None:
         streams = records.run_fields(db, run.uid)
         counts = records.run_counts(db, run.uid)
     sample = {k[len("sample_"):]: v for k, v in attrs.items() if k.startswith("sample_")}
-    click.echo(f"run {attrs.get('uid')}")
+    _say(f"run {attrs.get('uid')}")
     for key, value in attrs.items():
         if not key.startswith("sample_") and key != "uid":
-            click.echo(f"  {key}: {_fmt(value)}")
-    click.echo(f"sample: {sample.pop('name', '-') if sample else '-'}")
+            _say(f"  {key}: {_fmt(value)}")
+    _say(f"sample: {sample.pop('name', '-') if sample else '-'}")
     for key, value in sample.items():
-        click.echo(f"  {key}: {_fmt(value)}")
-    click.echo(f"streams: {len(streams)}")
+        _say(f"  {key}: {_fmt(value)}")
+    _say(f"streams: {len(streams)}")
     for stream in streams:
         frames = counts.stream_frames(stream.name)
-        click.echo(f"  {stream.name}: {stream.n_events} events" + (f", {frames} frames" if frames else ""))
+        _say(f"  {stream.name}: {stream.n_events} events" + (f", {frames} frames" if frames else ""))
         for f in stream.fields:
             shape = "x".join(str(v) for v in (stream.n_events, *f.shape))
             lazy = "  (frames, not read)" if f.external else ""
             units = f.units or ("counts" if f.external else "-")  # as the Dataset's frame variables say
-            click.echo(f"    {f.name:<24} {f.dtype:<8} {shape:<14} {units}{lazy}")
+            _say(f"    {f.name:<24} {f.dtype:<8} {shape:<14} {units}{lazy}")
 
 
 # -------------------------------------------------------------------- check
@@ -310,7 +315,7 @@ def check(ctx: click.Context, path: Path, no_frames: bool, pixels: bool) -> None
         raise BeamtimeNotFoundError("beamtime database does not exist", path)
     findings = check_beamtime(path, frames=not no_frames, pixels=pixels and not no_frames)
     for finding in findings:
-        click.echo(str(finding))
+        click.echo(printable(finding))
     errors = sum(1 for f in findings if f.level == "error")
     warnings = len(findings) - errors
     click.echo(f"{path}: {errors} error(s), {warnings} warning(s)", err=True)

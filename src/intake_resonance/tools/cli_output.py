@@ -329,3 +329,19 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its class name when it has none)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def printable(text: Any) -> str:
+    """``text`` safe to print on a terminal: every character that is not printable written as its escape.
+
+    Beamtime text reaches the terminal through ``ls``, ``show``, ``check`` and
+    error messages: an ESC there could set the window title, write the
+    clipboard (OSC 52), clear or hide text; a carriage return or newline in a
+    sample name could forge a line. Control, format (bidirectional
+    overrides, zero-width), separator and unassigned characters become
+    ``\\x1b``, ``\\n``, ``\\u202e``, ... as Python writes them.
+    """
+    line = str(text)
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
