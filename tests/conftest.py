@@ -87,7 +87,7 @@ def process_client() -> Any:
     import dask
 
     with dask.config.set({"distributed.comm.timeouts.connect": "90s"}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
 

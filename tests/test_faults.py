@@ -225,7 +225,7 @@ def test_worker_killed_mid_compute_is_retried(tmp_path: Path) -> None:
     lazy = ds.detector_image.data.map_blocks(_slow, dtype=ds.detector_image.dtype).sum(axis=(1, 2))
     serial = lazy.compute(scheduler="sync")
     np.testing.assert_array_equal(serial, frames.sum(axis=(1, 2)))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         pids = client.run(os.getpid)
         future = client.compute(lazy)

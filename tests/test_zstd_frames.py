@@ -226,7 +226,7 @@ def test_decode_threads_inside_a_distributed_worker() -> None:
     distributed = pytest.importorskip("distributed")
     for threads in (1, 2):
         with distributed.LocalCluster(
-            n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0"
         ) as cluster, distributed.Client(cluster) as client:
             assert client.submit(decode_threads, pure=False).result() == threads
 
