@@ -77,6 +77,7 @@ def frame_chunks(n: int, frame_shape: tuple[int, int], dtype: Any, chunks: Any =
     # Sizes <= 0 or None mean a whole axis; one frame per Zarr chunk is the storage unit.
     spec = tuple(s if s == "auto" else (-1 if s is None or int(s) <= 0 else min(int(s), max(d, 1)))
                  for s, d in zip(chunks, shape))
+    # dask documents normalize_chunks under dask.array.core (its API reference), not at dask.array
     normal = dask.array.core.normalize_chunks(spec, shape=shape, dtype=np.dtype(dtype), previous_chunks=(1, *frame_shape))
     return tuple(c[0] if c else 0 for c in normal)  # type: ignore[return-value]
 
