@@ -476,3 +476,15 @@ def test_beamtime_text_reaches_the_terminal_escaped(tmp_path: Path, runner: CliR
     ls_lines = outs[0].stdout.splitlines()
     assert len(ls_lines) == 2 and "\\x1b]52;c;ZXZpbA==\\x07\\nforged" in ls_lines[1]  # the header and one run, its text visible
     assert "\\x1b[8m" in outs[1].stdout and "i0\\x1b[31m" in outs[1].stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["--seed", "-1"], "--seed"), (["--frame-shape", "100000", "100000"], "--frame-shape"), (["--frame-shape", "8", "8"], "--frame-shape")],
+)
+def test_demo_refuses_what_it_cannot_make_naming_the_option(
+    tmp_path: Path, runner: CliRunner, args: list[str], option: str
+) -> None:
+    result = runner.invoke(cli, ["demo", str(tmp_path / "d"), *args])
+    _assert_bad_input(result, option)
+    assert not (tmp_path / "d").exists()  # refused before anything is written (no MemoryError, no half demo)

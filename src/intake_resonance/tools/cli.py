@@ -137,10 +137,19 @@ def _iso(t: Any) -> str:
 
 
 # --------------------------------------------------------------------- demo
+#: Largest demo frame side: 66 frames of 2048 x 2048 int32 are 1.1 GB already.
+MAX_DEMO_FRAME = 2048
+
 @cli.command(short_help="Write the demo beamtime into a folder.")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data and the uids.")
-@click.option("--frame-shape", type=(int, int), default=(128, 128), show_default=True, help="Detector frame size X Y.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the data and the uids (0 or more).")
+@click.option(
+    "--frame-shape",
+    type=(click.IntRange(16, MAX_DEMO_FRAME), click.IntRange(16, MAX_DEMO_FRAME)),
+    default=(128, 128),
+    show_default=True,
+    help=f"Detector frame size X Y (16 to {MAX_DEMO_FRAME}; the demo holds 66 frames).",
+)
 @click.option("--force", is_flag=True, help="Replace a demo beamtime that is already there (never anything else).")
 def demo(folder: Path, seed: int, frame_shape: tuple[int, int], force: bool) -> None:
     """Write the demo beamtime into FOLDER and print the path of its .db."""
