@@ -480,7 +480,11 @@ def test_beamtime_text_reaches_the_terminal_escaped(tmp_path: Path, runner: CliR
 
 @pytest.mark.parametrize(
     ("args", "option"),
-    [(["--seed", "-1"], "--seed"), (["--frame-shape", "100000", "100000"], "--frame-shape"), (["--frame-shape", "8", "8"], "--frame-shape")],
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--frame-shape", "100000", "100000"], "--frame-shape"),
+        (["--frame-shape", "8", "8"], "--frame-shape"),
+    ],
 )
 def test_demo_refuses_what_it_cannot_make_naming_the_option(
     tmp_path: Path, runner: CliRunner, args: list[str], option: str
