@@ -9,12 +9,13 @@ from pathlib import Path
 
 import dask
 import pytest
-from conftest import Written
+from conftest import T0, Written, write_rsoxs
 from hostile import FACES, beamtime_digest, cli_refuses, raises, small_beamtime
 
 from intake_resonance import Catalog
 from intake_resonance.beamtime.errors import BeamtimeBusyError
 from intake_resonance.beamtime.format import Database
+from intake_resonance.tools.writer import BeamtimeWriter
 
 WORDS = ("locked by a writer", "try again", "resonance.busy-timeout")
 
@@ -69,3 +70,39 @@ def test_busy_is_not_a_format_error(bt: Written) -> None:
     assert not isinstance(info.value, sqlite3.Error)
     with Database(bt.path) as db:  # nothing was left half-open
         assert db.query("SELECT count(*) FROM runs") == [(2,)]
+
+
+def test_a_hot_journal_is_an_unfinished_write_not_a_broken_file(tmp_path: Path) -> None:
+    """A writer that died mid-transaction leaves a hot journal: one clear error, nothing touched, readable once rolled back."""
+    import shutil
+    from contextlib import closing
+
+    from intake_resonance import UnfinishedWriteError
+    from intake_resonance.beamtime import records
+    from intake_resonance.tools.check import check
+
+    src = tmp_path / "live" / "bt.db"
+    with BeamtimeWriter(src) as w:
+        uids = [write_rsoxs(w, T0 + 100 * k)[0] for k in range(5)]
+    with closing(sqlite3.connect(src)) as conn:
+        conn.execute("PRAGMA cache_size = 1")  # pages spill into the .db mid-transaction, as a long write's do
+        conn.execute("BEGIN IMMEDIATE")
+        for _ in range(20):
+            conn.execute("UPDATE events SET data = data || ' '")
+            conn.execute("UPDATE runs SET metadata = ?", ("x" * 5000,))
+        shutil.copytree(src.parent, tmp_path / "crashed")  # the files as a crash leaves them: no lock, the journal hot
+        conn.rollback()
+    crashed = tmp_path / "crashed" / "bt.db"
+    assert (tmp_path / "crashed" / "bt.db-journal").stat().st_size > 0
+    before = beamtime_digest(crashed)
+    with pytest.raises(UnfinishedWriteError, match=r"stopped mid-transaction and left bt\.db-journal behind.*read-write") as err:
+        with Database(crashed) as db:
+            records.list_uids(db)
+    assert str(crashed) in str(err.value)
+    with pytest.raises(UnfinishedWriteError):
+        check(crashed)  # not a finding about a broken file: the file is whole once rolled back
+    assert beamtime_digest(crashed) == before  # the reader rolled nothing back itself
+    with closing(sqlite3.connect(crashed)) as conn:
+        conn.execute("PRAGMA quick_check").fetchall()  # what the message tells: one read-write open
+    with Database(crashed) as db:
+        assert records.list_uids(db) == uids

@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "LayoutError": "beamtime.errors",
     "StoreEscapeError": "beamtime.errors",
     "SearchCriterionError": "beamtime.errors",
+    "UnfinishedWriteError": "beamtime.errors",
     "NotVirtualizableError": "beamtime.errors",
     "VirtualTargetError": "beamtime.errors",
     "Finding": "tools.check",

@@ -14,6 +14,7 @@ __all__ = [
     "BeamtimeNotFoundError",
     "BeamtimeFormatError",
     "BeamtimeBusyError",
+    "UnfinishedWriteError",
     "BeamtimeReplacedError",
     "BeamtimeDataError",
     "BadJSONError",
@@ -111,6 +112,17 @@ class BeamtimeBusyError(BeamtimeError):
     Nothing is wrong with the file: try again once the writer has committed.
     How long a reader waits is ``dask.config`` ``resonance.busy-timeout``
     (seconds).
+    """
+
+
+class UnfinishedWriteError(BeamtimeBusyError):
+    """A writer stopped in the middle of a transaction and left its ``-journal`` behind (a "hot" journal).
+
+    Nothing is wrong with the file: SQLite must roll the unfinished
+    transaction back before anyone reads it, and a read-only reader never
+    writes. Opening the beamtime once read-write where it lies (the
+    beamline's software, or ``sqlite3 NAME.db 'PRAGMA quick_check'``) rolls
+    it back; then it reads again.
     """
 
 

@@ -27,6 +27,7 @@ from .errors import (
     BeamtimeNotFoundError,
     FrameMismatchError,
     StoreEscapeError,
+    UnfinishedWriteError,
 )
 
 if TYPE_CHECKING:
@@ -75,6 +76,11 @@ def busy_timeout() -> float:
     import dask.config
 
     return float(dask.config.get("resonance.busy-timeout", 10.0))
+
+
+def _is_unfinished_write(exc: sqlite3.Error) -> bool:
+    # SQLITE_READONLY_ROLLBACK: a hot journal that a read-only connection may not roll back.
+    return getattr(exc, "sqlite_errorname", None) == "SQLITE_READONLY_ROLLBACK"
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -277,6 +283,8 @@ class Database:
             except sqlite3.Error as exc:
                 if _is_busy(exc):
                     raise self._busy(exc) from exc
+                if _is_unfinished_write(exc):
+                    raise self._unfinished() from exc
                 raise BeamtimeFormatError(f"cannot open as SQLite read-only: {exc}", self.path) from exc
             self._conn, self._immutable = conn, immutable
             self._identity = file_identity(self.path)
@@ -303,10 +311,20 @@ class Database:
             except sqlite3.DatabaseError as exc:
                 if _is_busy(exc):
                     raise self._busy(exc) from exc
+                if _is_unfinished_write(exc):
+                    raise self._unfinished() from exc
                 if str(exc).startswith("Could not decode to UTF-8"):
                     column = str(exc).split(" with text ")[0].removeprefix("Could not decode to UTF-8").strip()
                     raise BadTextError(f"text that is not UTF-8 in {column or 'a column'}", self.path) from exc
                 raise BeamtimeFormatError(f"SQLite error while reading: {exc}", self.path) from exc
+
+    def _unfinished(self) -> UnfinishedWriteError:
+        return UnfinishedWriteError(
+            f"a writer stopped mid-transaction and left {self.path.name}-journal behind: SQLite must roll it back "
+            "before the file can be read, and this reader never writes; open the beamtime once read-write where it "
+            f"lies (the beamline's software, or: sqlite3 '{self.path}' 'PRAGMA quick_check'), then read again",
+            self.path,
+        )
 
     def _busy(self, exc: sqlite3.Error) -> BeamtimeBusyError:
         return BeamtimeBusyError(
