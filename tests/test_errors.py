@@ -53,6 +53,7 @@ def test_hierarchy() -> None:
         "StoreEscapeError",
         "RunNotFoundError",
         "BeamtimeBusyError",
+        "UnfinishedWriteError",
         "BeamtimeReplacedError",
         "LayoutError",
         "SearchCriterionError",
