@@ -5,29 +5,30 @@ dashboard polling, tiled's listing): the table is built once per state of
 the beamtime (:meth:`~intake_resonance.beamtime.format.Database.state`, which
 changes with every commit) and handed out as a copy, so a caller may change
 its copy freely. A commit, or a file replaced under the same name, makes the
-next call build it again. The cache holds the last :data:`CACHED` tables.
+next call build it again. The cache holds the most recently used tables up
+to :data:`CACHED_BYTES` in all (a table of 300 000 runs is tens of MB).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..beamtime import records
+from ..beamtime.cache import ByteBoundedCache
 from ..beamtime.format import Database
 from ..beamtime.records import RunQuery
 
-__all__ = ["runs_frame", "build_runs_frame", "utc_times", "CACHED"]
+__all__ = ["runs_frame", "build_runs_frame", "utc_times", "CACHED_BYTES"]
 
-#: Tables kept (a few beamtimes and searches).
-CACHED = 16
+#: Bytes of runs tables kept, over every beamtime and search of the process.
+CACHED_BYTES = 256 * 2**20
 
-_cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
-_lock = threading.Lock()
+_cache: ByteBoundedCache[tuple[Any, ...], pd.DataFrame] = ByteBoundedCache(
+    CACHED_BYTES, lambda df: int(df.memory_usage(deep=True).sum())
+)
 
 
 def utc_times(seconds: Any) -> pd.Series:
@@ -43,17 +44,12 @@ def runs_frame(db: Database, query: RunQuery | None, stream: str) -> pd.DataFram
     commit (or a replaced file).
     """
     key = (str(db.path.resolve()), db.state(), (query or RunQuery()).key, stream)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit.copy()
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit.copy()
     df = build_runs_frame(db, query, stream)
     if db.state() == key[1]:  # nothing committed while it was read: the table is that state's
-        with _lock:
-            _cache[key] = df
-            while len(_cache) > CACHED:
-                _cache.popitem(last=False)
+        _cache.put(key, df)
     return df.copy()
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ..cache import ByteBoundedCache, size_of_strings
 from ..errors import BadJSONError, BeamtimeDataError, RunNotFoundError, SearchCriterionError
 from ..format import Database
 from ..plans import indexed_by
@@ -137,16 +136,13 @@ def _run_records(db: Database, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
     return out
 
 
-_KEYS_CACHED = 16
-_known_keys: OrderedDict[tuple[Any, ...], frozenset[str]] = OrderedDict()
-_keys_lock = threading.Lock()
+_known_keys: ByteBoundedCache[tuple[Any, ...], frozenset[str]] = ByteBoundedCache(16 * 2**20, size_of_strings)
 
 
 def metadata_keys(db: Database) -> frozenset[str]:
     """Top-level keys of any run's metadata, cached per beamtime state."""
     state = (str(db.path), db.state())
-    with _keys_lock:
-        hit = _known_keys.get(state)
+    hit = _known_keys.get(state)
     if hit is not None:
         return hit
     rows = db.query(
@@ -162,11 +158,9 @@ def metadata_keys(db: Database) -> frozenset[str]:
             continue
         if isinstance(value, dict):
             keys.update(str(k) for k in value)
-    with _keys_lock:
-        _known_keys[state] = frozenset(keys)
-        while len(_known_keys) > _KEYS_CACHED:
-            _known_keys.popitem(last=False)
-    return frozenset(keys)
+    found = frozenset(keys)
+    _known_keys.put(state, found)
+    return found
 
 
 def where_clause(db: Database, query: RunQuery | None) -> tuple[str, list[Any]]:

@@ -18,6 +18,7 @@ from tiled.adapters.mapping import MapAdapter
 from tiled.adapters.xarray import DatasetAdapter
 
 from ...beamtime import records
+from ...beamtime.cache import ByteBoundedCache, size_of_strings
 from ...beamtime.errors import BeamtimeNotFoundError, RunNotFoundError
 from ...beamtime.format import Database
 from .search import View
@@ -29,6 +30,8 @@ __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TTL", "Beamtime"]
 DEFAULT_TTL = 1.0
 #: Stream datasets kept built (their scalar columns are in memory).
 DEFAULT_CACHE_SIZE = 8
+#: Bytes of search answers (uid lists) a served beamtime keeps.
+LISTINGS_BYTES = 64 * 2**20
 
 
 class Beamtime:
@@ -46,7 +49,10 @@ class Beamtime:
         self._lock = threading.RLock()
         self._db: Database | None = None
         self._identity: tuple[int, int] | None = None
-        self._listings: dict[tuple[Any, ...], tuple[float, list[str]]] = {}
+        # Search answers (uid lists) by criteria, bounded in bytes: distinct searches of a big beamtime add up.
+        self._listings: ByteBoundedCache[tuple[Any, ...], tuple[float, list[str]]] = ByteBoundedCache(
+            LISTINGS_BYTES, lambda item: size_of_strings(item[1])
+        )
         self._runs: OrderedDict[str, tuple[float, bool, MapAdapter]] = OrderedDict()
         self._streams: OrderedDict[tuple[str, str], tuple[float, bool, DatasetAdapter]] = OrderedDict()
 
@@ -94,20 +100,16 @@ class Beamtime:
         """Uids of the runs a view selects, oldest first (reused for ``ttl`` seconds)."""
         db = self.db()
         key = view.cache_key()
-        with self._lock:
-            hit = self._listings.get(key)
-            if hit is not None and self._fresh(hit[0], False):
-                return hit[1]
+        hit = self._listings.get(key)
+        if hit is not None and self._fresh(hit[0], False):
+            return hit[1]
         if not view.filters and view.keys is None:
             uids = records.list_uids(db, view.query)
         else:
             # Criteria SQL cannot express (list membership in run metadata, a
             # uid list) narrow the rows of the runs table; no run is opened.
             uids = [r.uid for r in records.list_runs(db, view.query) if view.accepts(db, r)]
-        with self._lock:
-            if len(self._listings) > 64:
-                self._listings.clear()
-            self._listings[key] = (time.monotonic(), uids)
+        self._listings.put(key, (time.monotonic(), uids))
         return uids
 
     # -- nodes -----------------------------------------------------------------
