@@ -178,11 +178,13 @@ def where_clause(db: Database, query: RunQuery | None) -> tuple[str, list[Any]]:
         unknown = [name for name in query.bare if name not in metadata_keys(db)]
         if unknown:
             keys = sorted(metadata_keys(db))
-            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+            # Keys come from the file: at most 20 shown, each cut to 40 characters, so the message stays a line.
+            cut = [k if len(k) <= 40 else k[:37] + "..." for k in keys[:20]]
+            shown = ", ".join(cut) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
             raise SearchCriterionError(
-                f"no run has a property or metadata key {unknown[0]!r} to search by; search takes "
+                f"no run has a property or metadata key {unknown[0][:80]!r} to search by; search takes "
                 f"{', '.join(NAMES)}, or a key of the runs' metadata ({shown or 'none here'}); "
-                f"metadata={{{unknown[0]!r}: ...}} searches for a key no run has yet",
+                f"metadata={{{unknown[0][:80]!r}: ...}} searches for a key no run has yet",
                 db.path,
             )
     return query.where()
