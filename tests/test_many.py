@@ -12,7 +12,7 @@ from intake_resonance.beamtime import records
 from intake_resonance.beamtime.errors import BadJSONError, BeamtimeError
 from intake_resonance.beamtime.format import Database
 from intake_resonance.datasets.many import events_frame, open_many, stack_many
-from intake_resonance.datasets.open import open_run_dataset, open_run_datasets
+from intake_resonance.datasets.open import open_run_dataset
 from intake_resonance.datasets.stacking import stack_runs
 from intake_resonance.tools.writer import BeamtimeWriter
 
@@ -53,7 +53,7 @@ def mixed(tmp_path):
 def test_stack_many_equals_stack_runs(mixed, by):
     path, uids = mixed
     closed = uids[:5]
-    xr.testing.assert_identical(stack_many(path, closed, by=by), stack_runs(open_run_datasets(path, closed), by=by))
+    xr.testing.assert_identical(stack_many(path, closed, by=by), stack_runs([open_run_dataset(path, u) for u in closed], by=by))
 
 
 def test_uid_prefixes_read_as_their_runs(mixed):
@@ -68,7 +68,7 @@ def test_uid_prefixes_read_as_their_runs(mixed):
 def test_stack_many_empty_and_live_runs(mixed):
     path, uids = mixed
     got = stack_many(path, uids)
-    xr.testing.assert_identical(got, stack_runs(open_run_datasets(path, uids)))
+    xr.testing.assert_identical(got, stack_runs([open_run_dataset(path, u) for u in uids]))
     assert got.sizes == {"run": 7, "event": 6}
     assert np.isnan(got.a.values[5]).all() and got.a.values[6, 0] == 5.0
     assert got.b.attrs == {"units": "V"} and np.isnan(got.b.values[0]).all()
@@ -78,7 +78,7 @@ def test_stack_many_other_stream_and_alike_runs(mixed):
     path, uids = mixed
     closed = uids[:5]
     got = stack_many(path, closed, stream="baseline")
-    xr.testing.assert_identical(got, stack_runs(open_run_datasets(path, closed, "baseline")))
+    xr.testing.assert_identical(got, stack_runs([open_run_dataset(path, u, "baseline") for u in closed]))
     assert got.ring.values[:, 0].tolist() == [500.0, 501.0, 502.0, 503.0, 504.0]
 
 
@@ -213,7 +213,7 @@ def test_image_runs_stack_lazily_through_the_bulk_read(tmp_path):
     import dask.array as da
 
     assert isinstance(got.detector_image.data, da.Array)
-    xr.testing.assert_identical(got.compute(), stack_runs(open_run_datasets(path, uids)).compute())
+    xr.testing.assert_identical(got.compute(), stack_runs([open_run_dataset(path, u) for u in uids]).compute())
     np.testing.assert_array_equal(got.detector_image.values[1, :2], frames[1])
 
 

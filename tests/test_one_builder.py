@@ -210,34 +210,3 @@ print(matplotlib.get_backend(), len(plt.get_fignums()), type(fig).__name__)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_many_runs_at_once_are_the_runs_one_by_one(beamtime: Written) -> None:
-    from intake_resonance.datasets.open import open_run_datasets
-
-    path = beamtime.path
-    uids = list(beamtime.uids.values())
-    for kwargs in ({}, {"chunks": 2}, {"drop_variables": "i0"}, {"stream": "baseline"}):
-        with Database(path) as db:
-            stream = kwargs.get("stream", "primary")
-            opts = {k: v for k, v in kwargs.items() if k != "stream"}
-            singles = []
-            for u in uids:
-                try:
-                    singles.append(open_run_dataset(db, u[:8], stream, **opts))
-                except Exception as exc:  # a run without this stream fails the same way at once
-                    with pytest.raises(type(exc)):
-                        open_run_datasets(db, [u[:8]], stream, **opts)
-                    singles.append(None)
-            ok = [u for u, s in zip(uids, singles) if s is not None]
-            many = open_run_datasets(db, [u[:8] for u in ok], stream, **opts)
-        ref = [s for s in singles if s is not None]
-        assert len(many) == len(ref) > 0
-        for a, b in zip(ref, many):
-            xr.testing.assert_identical(a, b)
-            assert a.chunks == b.chunks and _frame_names(a) == _frame_names(b)
-            assert a.encoding["source"] == b.encoding["source"]
-            for name in a.variables:
-                assert type(a[name].data) is type(b[name].data), name
-        assert any(_frame_names(b) for b in many) or stream == "baseline"
-    with Database(path) as db:  # values read through the many-run path
-        ds = open_run_datasets(db, [beamtime.uids["rsoxs"]])[0]
-    np.testing.assert_array_equal(ds.detector_image.values, beamtime.frames["rsoxs"])

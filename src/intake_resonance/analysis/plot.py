@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from ..beamtime.errors import BeamtimeError
+from ..datasets.attrs import where
 
 __all__ = ["IMAGE_SUFFIXES", "NothingToPlotError", "grid_axes", "image_fields", "scalar_fields", "plot_run", "save_run_plot"]
 
@@ -71,10 +72,6 @@ def _title(ds: xr.Dataset, extra: str = "") -> str:
     return "  ".join(parts) + (f"\n{extra}" if extra else "")
 
 
-def _where(ds: xr.Dataset) -> dict[str, Any]:
-    return {"path": ds.attrs.get("beamtime"), "run": ds.attrs.get("uid"), "stream": ds.attrs.get("stream")}
-
-
 def _label(ds: xr.Dataset, name: str) -> str:
     units = ds[name].attrs.get("units")
     return f"{name} [{units}]" if units else name
@@ -90,7 +87,7 @@ def _x_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
 def _plot_scalars(ax: Any, ds: xr.Dataset) -> None:
     columns = [c for c in scalar_fields(ds) if c != ENERGY]
     if not columns or ds.sizes.get("time", 0) == 0:
-        raise NothingToPlotError("the stream has no numeric columns to plot", **_where(ds))
+        raise NothingToPlotError("the stream has no numeric columns to plot", **where(ds))
     x, xlabel = _x_axis(ds)
     order = np.argsort(x, kind="stable")  # a spectrum read back and forth still draws as one line
     style = "-o" if x.size <= 40 else "-"  # few points: show where the readings are
@@ -140,16 +137,16 @@ def _frame_image(ds: xr.Dataset, field: str, frame: int | None) -> tuple[np.ndar
     var = ds[field]
     n = var.sizes["time"]
     if n == 0:
-        raise NothingToPlotError("the stream has no frames to plot", field=field, **_where(ds))
+        raise NothingToPlotError("the stream has no frames to plot", field=field, **where(ds))
     if frame is None:
         # Dask computes the mean chunk by chunk; nanmean skips events without a frame.
         image = np.asarray(var.astype("float64").mean("time", skipna=True).values)
     else:
         if not -n <= frame < n:
-            raise NothingToPlotError(f"frame {frame} out of range for {n} frames", field=field, **_where(ds))
+            raise NothingToPlotError(f"frame {frame} out of range for {n} frames", field=field, **where(ds))
         image = np.asarray(var.isel(time=frame).values, dtype=float)
     if not np.isfinite(image).any():
-        raise NothingToPlotError("the frame is missing (every pixel NaN)", field=field, **_where(ds))
+        raise NothingToPlotError("the frame is missing (every pixel NaN)", field=field, **where(ds))
     return image, _frame_note(ds, field, frame)
 
 
@@ -175,7 +172,7 @@ def _grid_values(ds: xr.Dataset) -> tuple[np.ndarray, str]:
     if "photodiode" in columns and "i0" in columns:
         return np.asarray(ds["photodiode"].values, float) / np.asarray(ds["i0"].values, float), "photodiode / i0"
     if not columns:
-        raise NothingToPlotError("the grid scan has no reading to map", **_where(ds))
+        raise NothingToPlotError("the grid scan has no reading to map", **where(ds))
     return np.asarray(ds[columns[0]].values, float), _label(ds, columns[0])
 
 
@@ -250,7 +247,7 @@ def plot_run(
     images = image_fields(ds)
     if field is not None and field not in images:
         raise NothingToPlotError(
-            f"no image field {field!r} (image fields: {', '.join(images) or 'none'})", **_where(ds)
+            f"no image field {field!r} (image fields: {', '.join(images) or 'none'})", **where(ds)
         )
     fig = Figure(figsize=(7.0, 5.5) if images else (7.5, 4.5), layout="constrained")
     ax = fig.subplots()

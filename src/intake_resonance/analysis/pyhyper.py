@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from ..beamtime.errors import LayoutError
+from ..datasets.attrs import where
 from ..datasets.stacking import run_label, shared_attrs
 
 __all__ = ["GEOMETRY_KEYS", "ResonanceAccessor", "detector_geometry", "to_pyhyper"]
@@ -51,13 +52,8 @@ _FRAME_DIMS = ("pix_y", "pix_x")
 _STORAGE_ATTRS = ("dtype", "shape", "external")
 
 
-def _where(ds: xr.Dataset) -> tuple[str | None, str | None]:
-    return ds.attrs.get("beamtime") or ds.encoding.get("source"), ds.attrs.get("uid")
-
-
 def _error(ds: xr.Dataset, message: str, field: str | None = None) -> LayoutError:
-    path, uid = _where(ds)
-    return LayoutError(message, path, run=uid, stream=ds.attrs.get("stream"), field=field)
+    return LayoutError(message, **where(ds), field=field)
 
 
 def _number(ds: xr.Dataset, key: str, value: Any) -> float:

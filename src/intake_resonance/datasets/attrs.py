@@ -12,7 +12,7 @@ import orjson
 from ..beamtime import records
 from ..beamtime.format import Database
 
-__all__ = ["netcdf_safe", "run_attrs", "safe_attrs"]
+__all__ = ["netcdf_safe", "run_attrs", "safe_attrs", "where"]
 
 
 def netcdf_safe(value: Any) -> Any:
@@ -54,6 +54,15 @@ def safe_attrs(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     return {str(k): netcdf_safe(v) for k, v in items if v is not None}
 
 
+def where(ds: Any) -> dict[str, Any]:
+    """Where a Dataset of ours comes from, as :class:`~intake_resonance.beamtime.errors.BeamtimeError` takes it.
+
+    ``path`` (``encoding["source"]``: the resolved ``.db``), ``run`` and
+    ``stream``, from a run's Dataset or a stack of runs (None where unknown).
+    """
+    return {"path": ds.encoding.get("source"), "run": ds.attrs.get("uid"), "stream": ds.attrs.get("stream")}
+
+
 def _iso(t: float | None) -> str | None:
     return records.iso_utc(t)
 
@@ -92,7 +101,6 @@ def run_attrs(
         ("num_events", num_events),
         ("operator", run.operator),
         ("sample_name", run.sample_name),
-        ("beamtime", str(db.path)),
     ]
     if sample is not None:
         items += [

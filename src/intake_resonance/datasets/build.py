@@ -2,10 +2,11 @@
 
 Frame variables wrap a :class:`~intake_resonance.beamtime.frames.FrameStack` in
 xarray's lazy indexing and carry ``preferred_chunks`` (from
-:func:`frame_chunks`) in their encoding; scalar columns are NumPy. Faces do
-not call this module: they open runs through
-:func:`intake_resonance.datasets.open.open_run_dataset`, which reaches it through
-the ``resonance`` engine. The Dataset layout and typing rules are described
+:func:`frame_chunks`) in their encoding; scalar columns are NumPy. Faces open
+runs through :func:`intake_resonance.datasets.open.open_run_dataset` (or
+:func:`~intake_resonance.datasets.many.open_many`), which call
+:func:`build_run` and :func:`finish_run`; the ``resonance`` engine calls
+:func:`build_run` too. The Dataset layout and typing rules are described
 in :mod:`intake_resonance.datasets.open`.
 """
 
@@ -18,6 +19,7 @@ import dask
 import dask.array
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 from dask.utils import parse_bytes
 from xarray.backends import BackendArray
 from xarray.core import indexing  # the backend API xarray documents ("How to add a new backend")
@@ -29,7 +31,10 @@ from ..beamtime.frames import FrameStack
 from ..beamtime.names import image_dims, renamed_attrs, variable_names
 from .attrs import run_attrs, safe_attrs
 
-__all__ = ["FrameArray", "build_run", "build_run_dataset", "event_times", "frame_chunks", "image_field_names", "resolve_stream"]
+__all__ = [
+    "FrameArray", "build_run", "build_run_dataset", "event_times", "finish_run", "frame_chunks", "image_field_names",
+    "resolve_stream",
+]
 
 
 def frame_chunks(n: int, frame_shape: tuple[int, int], dtype: Any, chunks: Any = None) -> tuple[int, int, int]:
@@ -296,3 +301,26 @@ class _Closer:
     def __call__(self) -> None:
         for stack in self.stacks:
             stack.close()
+
+
+def finish_run(db: Database, uid: str, stream: str, ds: xr.Dataset, stacks: Iterable[FrameStack]) -> xr.Dataset:
+    """What :func:`build_run` gives, as every face hands it out: frames as dask arrays, the source in encoding.
+
+    The dask names follow what was read: the resolved ``.db`` path, the run,
+    the stream and the frame references (so they change as soon as a live
+    run gains events, and never by how the path was spelled). Scalar
+    columns, read already, stay NumPy.
+    """
+    source = str(db.path.resolve())
+    ds.encoding["source"] = source
+    token = tokenize("resonance-run", source, uid, stream, *stacks)
+    for name, var in ds.variables.items():
+        preferred = var.encoding.get("preferred_chunks")
+        if preferred is None:
+            var.load()
+        else:
+            sizes = {d: preferred[d] for d in var.dims}
+            # inline_array: one task per chunk read, not a shared array key each read waits on.
+            kwargs = {"name": f"resonance-{name}-{tokenize(token, sizes)}", "inline_array": True}
+            var.data = var.chunk(sizes, from_array_kwargs=kwargs).data
+    return ds

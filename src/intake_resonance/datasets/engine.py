@@ -1,10 +1,10 @@
 """The core of the ``resonance`` xarray engine: a run, a stream or a whole beamtime from the lazy builder.
 
-:class:`RunEngine` is what :func:`~intake_resonance.datasets.open.open_run_dataset`
-hands to ``xr.open_dataset``; the registered engine
+:class:`RunEngine` calls :func:`~intake_resonance.datasets.build.build_run`, the
+builder every face uses, and adds what xarray's backend API asks (groups,
+a tree); the registered engine
 (:class:`intake_resonance.faces.xarray_backend.ResonanceBackendEntrypoint`)
-is this class plus what xarray asks of a plugin (``guess_can_open``, its
-description). Imports only xarray, dask and the layer below: xarray imports
+adds ``guess_can_open``. Imports only xarray, dask and the layer below: xarray imports
 every installed engine, so this stays light.
 """
 
@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import xarray as xr
-from dask.base import tokenize
 from xarray.backends import BackendEntrypoint
 
 from ..beamtime import records
@@ -23,7 +22,7 @@ from ..beamtime.errors import RunNotFoundError
 from ..beamtime.format import Database
 from .build import build_run
 from .groups import run_groups
-from .location import RunLocation, open_database
+from .location import open_database
 
 __all__ = ["RunEngine", "split_group"]
 
@@ -37,8 +36,6 @@ def split_group(group: str | None) -> tuple[str, str]:
 
 
 def _source(filename_or_obj: Any) -> Database | str:
-    if isinstance(filename_or_obj, RunLocation):
-        return filename_or_obj.db
     if isinstance(filename_or_obj, Database):
         return filename_or_obj
     if not isinstance(filename_or_obj, (str, os.PathLike)):
@@ -51,7 +48,7 @@ def _drop_list(drop_variables: str | Iterable[str] | None) -> list[str] | None:
 
 
 class RunEngine(BackendEntrypoint):
-    """The engine's reading: a :class:`~.location.RunLocation`, or a path and a ``group``, through :func:`~.build.build_run`.
+    """The engine's reading: a path and a ``group``, through :func:`~.build.build_run`.
 
     ``open_dataset`` closes the database it opened before it returns;
     ``open_groups_as_dict`` and ``open_datatree`` give the whole beamtime.
@@ -71,11 +68,8 @@ class RunEngine(BackendEntrypoint):
         group: str | None = None,
         frame_chunks: Any = None,
     ) -> xr.Dataset:
-        location = filename_or_obj if isinstance(filename_or_obj, RunLocation) else None
         with open_database(_source(filename_or_obj)) as db:
-            if location is not None:
-                uid, stream = location.uid, location.stream
-            elif group is None:
+            if group is None:
                 uids = records.list_uids(db)
                 raise RunNotFoundError(
                     f"name a run with group='<uid>' or '<uid>/<stream>'; this beamtime has {len(uids)} run(s)"
@@ -84,10 +78,8 @@ class RunEngine(BackendEntrypoint):
                 )
             else:
                 uid, stream = split_group(group)
-            ds, stacks = build_run(db, uid, stream, drop_variables=_drop_list(drop_variables), chunks=frame_chunks)
-        if location is not None:
-            # xarray tokenizes the location after this returns: dask names follow what was read.
-            location.revision = tokenize(*stacks)
+            ds = build_run(db, records.resolve_uid(db, uid), stream, drop_variables=_drop_list(drop_variables), chunks=frame_chunks)[0]
+            ds.encoding["source"] = str(db.path.resolve())  # as every face gives it (xarray keeps a source set here)
         return ds
 
     def open_groups_as_dict(
@@ -101,7 +93,7 @@ class RunEngine(BackendEntrypoint):
         drop = _drop_list(drop_variables)
         with open_database(_source(filename_or_obj)) as db:
             groups: dict[str, xr.Dataset] = {
-                "/": xr.Dataset(attrs={"beamtime": str(db.path), "schema_version": db.schema_version})
+                "/": xr.Dataset(attrs={"schema_version": db.schema_version})
             }
 
             def lazy(d: Database, u: str, s: str, v: Any) -> xr.Dataset:

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from dask.base import tokenize
 
 from ..beamtime import records
 from ..beamtime.errors import BeamtimeError, LayoutError
@@ -38,8 +37,8 @@ from ..beamtime.format import Database
 from ..beamtime.names import variable_names
 from ..beamtime.records.arrays import with_missing
 from .attrs import run_attrs
-from .build import _field_attrs, build_run, event_times, resolve_stream
-from .location import RunLocation, open_database
+from .build import _field_attrs, build_run, event_times, finish_run, resolve_stream
+from .location import open_database
 from .stacking import run_label, shared_attrs, stack_runs
 
 __all__ = ["ManyRuns", "read_many", "open_many", "stack_many", "events_frame", "LEADING", "renamed_field"]
@@ -177,8 +176,7 @@ def open_many(
     drop_variables: Iterable[Hashable] | str | None = None,
     errors: str = "raise",
 ) -> list[xr.Dataset]:
-    """Several runs as Datasets, read in bulk: those of :func:`~intake_resonance.datasets.open.open_run_datasets`,
-    typed over all the runs together.
+    """Several runs as Datasets, read in bulk, typed over all the runs together.
 
     Variables, attributes, chunks and dask names are those
     :func:`~intake_resonance.datasets.open.open_run_dataset` gives, except that a
@@ -199,15 +197,13 @@ def open_many(
 
 
 def _datasets(many: ManyRuns, chunks: Any, drop_variables: Iterable[Hashable] | str | None) -> list[xr.Dataset]:
-    from .open import _as_opened, _chunk_frames, _drop_names
+    from .open import _drop_names
 
     drop = _drop_names(drop_variables)
     out = []
     for i, uid in enumerate(many.uids):
-        location = RunLocation(many.db, uid, many.stream)
         ds, stacks = build_run(many.db, uid, many.stream, drop_variables=drop, chunks=chunks, events=many.table(i), attrs=many.attrs[i])
-        location.revision = tokenize(*stacks)  # as the engine does
-        out.append(_chunk_frames(_as_opened(ds, location), location))
+        out.append(finish_run(many.db, uid, many.stream, ds, stacks))
     return out
 
 
@@ -341,6 +337,7 @@ def _labels(many: ManyRuns, by: str | None, arrays: dict[str, np.ndarray], prese
     if by is None:
         return list(many.uids)
     offsets = many.events.offsets
+    source = str(many.db.path.resolve())
     out = []
     for i, uid in enumerate(many.uids):
         attrs = many.attrs[i]
@@ -350,7 +347,9 @@ def _labels(many: ManyRuns, by: str | None, arrays: dict[str, np.ndarray], prese
         part: dict[str, Any] = {}
         if by in arrays and present[by][i]:
             part[by] = ("time", arrays[by][offsets[i] : offsets[i + 1]])
-        out.append(run_label(xr.Dataset(part, attrs={"uid": uid, "beamtime": attrs.get("beamtime"), "stream": many.stream}), by))
+        one = xr.Dataset(part, attrs={"uid": uid, "stream": many.stream})
+        one.encoding["source"] = source
+        out.append(run_label(one, by))
     return out
 
 

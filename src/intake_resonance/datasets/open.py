@@ -1,13 +1,15 @@
 """One run and one stream as an :class:`xarray.Dataset`: the one builder every face uses.
 
-Every way in (intake, the ``resonance`` engine, DataTrees, stacking, the
-command line, tiled, intake 2) ends in :func:`open_run_dataset`, which opens
-the run through xarray's own ``open_dataset`` machinery with our engine.
-The engine calls :func:`~intake_resonance.datasets.build.build_run_dataset` (module
-``build``; attributes in ``attrs``, ``discover()``'s cheap layout in
-``layout``), so a run opened through any face has the same variables,
-attributes, chunks and dask names. Names from those modules are re-exported
-here.
+Every way in (intake v1 and 2, DataTrees, stacking, the command line,
+tiled, ``virtual/``) calls :func:`open_run_dataset` (or, for many runs,
+:func:`~intake_resonance.datasets.many.open_many`):
+:func:`~intake_resonance.datasets.build.build_run` builds the run and
+:func:`~intake_resonance.datasets.build.finish_run` makes its frames dask
+arrays. The
+``resonance`` xarray engine is a thin class over ``build_run`` too. So a run
+opened through any face has the same variables, attributes, chunks and
+encoding. Names from the modules below (``build``, ``attrs``, ``layout``)
+are re-exported here.
 
 Layout (see the design notes): a ``time`` dimension with one row per event in
 ``seq_num`` order, coordinates ``time`` (datetime64[ns], UTC) and ``seq_num``;
@@ -35,12 +37,11 @@ gives a 2-D ``shape``.
 
 Dask names
 ----------
-:func:`open_run_dataset` opens a :class:`RunLocation` through the engine and
-chunks the frame variables by their ``preferred_chunks`` (what xarray does
-with ``chunks={}``), naming them from the location's token: the resolved
-``.db`` path, the run, the stream and a digest of the frame references that
-were read. So the names are the same through every face and change as soon
-as a live run gains events (the ``.db`` modification time is not enough: a
+:func:`finish_run` chunks the frame variables by their ``preferred_chunks``
+(what xarray does with ``chunks={}``), naming them from what was read: the
+resolved ``.db`` path, the run, the stream and a digest of the frame
+references. So the names are the same through every face, whatever the
+path's spelling, and change as soon as a live run gains events (the ``.db`` modification time is not enough: a
 commit in WAL mode leaves it alone). A direct
 ``xr.open_dataset("bt.db", engine="resonance", chunks={})`` gets the same
 chunks, named by xarray's own rule for paths (path and modification time).
@@ -53,27 +54,24 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 import xarray as xr
-from dask.base import tokenize
 
 from ..beamtime import records
 from ..beamtime.format import Database
 from .attrs import netcdf_safe, run_attrs
-from .build import FrameArray, build_run, build_run_dataset, frame_chunks
-from .engine import RunEngine
+from .build import FrameArray, build_run, build_run_dataset, finish_run, frame_chunks
 from .groups import Opener, run_groups, stream_names
 from .layout import run_layout
-from .location import RunLocation, open_database
+from .location import open_database
 
 __all__ = [
     "FrameArray",
-    "RunLocation",
     "build_run",
     "build_run_dataset",
+    "finish_run",
     "frame_chunks",
     "netcdf_safe",
     "open_database",
     "open_run_dataset",
-    "open_run_datasets",
     "open_run_tree",
     "run_attrs",
     "run_groups",
@@ -98,7 +96,7 @@ def open_run_dataset(
         The beamtime's ``.db`` (opened read-only; a path is opened and closed
         here, a ``Database`` stays open and belongs to the caller).
     uid : str
-        The run's uid or a unique prefix of 6+ characters.
+        The run's exact uid or a unique prefix of 6+ characters.
     stream : str
         Stream name (default ``"primary"``).
     chunks : int, tuple, dict or "auto", optional
@@ -110,9 +108,10 @@ def open_run_dataset(
     Returns
     -------
     xarray.Dataset
-        Frames are not read: image variables are dask arrays. The Dataset
-        holds no open connection; ``ds.close()`` lets its frame readers drop
-        the Zarr arrays they opened.
+        Frames are not read: image variables are dask arrays.
+        ``encoding["source"]`` is the ``.db``'s absolute, resolved path. The
+        Dataset holds no open connection; ``ds.close()`` lets its frame
+        readers drop the Zarr arrays they opened.
 
     Raises
     ------
@@ -123,81 +122,13 @@ def open_run_dataset(
     """
     drop = _drop_names(drop_variables)
     with open_database(beamtime) as db:
-        location = RunLocation(db, records.resolve_uid(db, uid), stream)
-        ds = xr.open_dataset(location, engine=RunEngine, cache=False, frame_chunks=chunks, drop_variables=drop)
-    return _chunk_frames(ds, location)
-
-
-def open_run_datasets(
-    beamtime: Database | str | os.PathLike[str],
-    uids: Iterable[str],
-    stream: str = "primary",
-    *,
-    chunks: Any = None,
-    drop_variables: Iterable[Hashable] | str | None = None,
-) -> list[xr.Dataset]:
-    """Several runs of one beamtime, each the Dataset :func:`open_run_dataset` gives.
-
-    For stacking and other many-run reads: the beamtime is opened once and
-    each run is built by the same engine call (:func:`build_run`) and
-    finished the same way, without going through ``xr.open_dataset`` per run
-    (whose bookkeeping costs as much as building a short run). Variables,
-    attributes, ``encoding["source"]``, chunks and dask names are those of
-    :func:`open_run_dataset`.
-
-    Parameters
-    ----------
-    beamtime : Database or path
-    uids : iterable of str
-        Full uids or unique prefixes of 6+ characters.
-    stream, chunks, drop_variables
-        As :func:`open_run_dataset`.
-
-    Returns
-    -------
-    list of xarray.Dataset
-        In the order of ``uids``.
-    """
-    drop = _drop_names(drop_variables)
-    out = []
-    with open_database(beamtime) as db:
-        for uid in uids:
-            location = RunLocation(db, records.resolve_uid(db, uid), stream)
-            ds, stacks = build_run(db, location.uid, stream, drop_variables=drop, chunks=chunks)
-            location.revision = tokenize(*stacks)  # as the engine does
-            out.append(_chunk_frames(_as_opened(ds, location), location))
-    return out
+        full = records.resolve_uid(db, uid)
+        ds, stacks = build_run(db, full, stream, drop_variables=drop, chunks=chunks)
+        return finish_run(db, full, stream, ds, stacks)
 
 
 def _drop_names(drop_variables: Iterable[Hashable] | str | None) -> list[str]:
     return [drop_variables] if isinstance(drop_variables, str) else [str(v) for v in drop_variables or ()]
-
-
-def _as_opened(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
-    # What xr.open_dataset adds to the engine's Dataset that outlives chunking:
-    # the source path in encoding (its copy-on-write wrappers end up behind
-    # dask or loaded either way).
-    ds.encoding["source"] = os.path.abspath(location.path)
-    return ds
-
-
-def _chunk_frames(ds: xr.Dataset, location: RunLocation) -> xr.Dataset:
-    # The engine's lazy arrays become dask arrays by each frame variable's
-    # preferred_chunks (what xarray does with chunks={}), named from the
-    # location's token; scalar columns, read already, stay NumPy. Done here
-    # rather than by xarray's chunks={}, which would also wrap every scalar
-    # column in dask only for us to compute it again.
-    token = tokenize(location)
-    for name, var in ds.variables.items():
-        preferred = var.encoding.get("preferred_chunks")
-        if preferred is None:
-            var.load()
-        else:
-            sizes = {d: preferred[d] for d in var.dims}
-            # inline_array: one task per chunk read, not a shared array key each read waits on.
-            kwargs = {"name": f"resonance-{name}-{tokenize(token, sizes)}", "inline_array": True}
-            var.data = var.chunk(sizes, from_array_kwargs=kwargs).data
-    return ds
 
 
 def open_run_tree(beamtime: Database | str | os.PathLike[str], uid: str, *, chunks: Any = None) -> xr.DataTree:

@@ -16,13 +16,13 @@ import xarray as xr
 
 from ..beamtime.errors import LayoutError
 from ..beamtime.records.arrays import with_missing
+from .attrs import where
 
 __all__ = ["run_label", "shared_attrs", "stack_runs"]
 
 
 def _error(ds: xr.Dataset, message: str) -> LayoutError:
-    path = ds.attrs.get("beamtime") or ds.encoding.get("source")
-    return LayoutError(message, path, run=ds.attrs.get("uid"), stream=ds.attrs.get("stream"))
+    return LayoutError(message, **where(ds))
 
 
 def run_label(ds: xr.Dataset, by: str | None) -> Any:

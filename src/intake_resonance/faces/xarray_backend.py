@@ -22,7 +22,6 @@ from typing import Any
 from ..beamtime.errors import BeamtimeError
 from ..beamtime.format import Database
 from ..datasets.engine import RunEngine, split_group
-from ..datasets.location import RunLocation
 
 __all__ = ["ResonanceBackendEntrypoint", "split_group"]
 
@@ -46,8 +45,8 @@ class ResonanceBackendEntrypoint(RunEngine):
     description = "ALS RSoXS beamtimes (SQLite + Zarr) as runs and streams"
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        if not isinstance(filename_or_obj, (str, os.PathLike)) or isinstance(filename_or_obj, RunLocation):
-            return isinstance(filename_or_obj, RunLocation)
+        if not isinstance(filename_or_obj, (str, os.PathLike)):
+            return False
         path = Path(filename_or_obj)
         try:
             with open(path, "rb") as fh:

@@ -101,5 +101,5 @@ def with_missing(dtype: np.dtype) -> tuple[np.dtype, Any]:
     if dtype.kind in "iub":
         return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64), np.nan
     if dtype.kind in "mM":
-        return dtype, dtype.type("NaT")
+        return dtype, dtype.type("NaT", np.datetime_data(dtype)[0])  # in the dtype's unit: NumPy deprecates the generic one
     return np.dtype(object), np.nan

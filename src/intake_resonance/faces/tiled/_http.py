@@ -20,7 +20,7 @@ from tiled.access_control.protocols import AccessPolicy, normalize_access_tags
 
 from ...beamtime.errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError
 
-__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "public_attrs", "served"]
+__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "served"]
 
 NOT_FOUND = 404
 BROKEN = 422  # the request is fine, the file or row it names is not
@@ -42,14 +42,6 @@ def http_error(exc: BeamtimeError) -> HTTPException:
     """404 for what does not exist, 422 for a broken file or row; detail: our message, paths made relative."""
     status = NOT_FOUND if isinstance(exc, (RunNotFoundError, BeamtimeNotFoundError)) else BROKEN
     return HTTPException(status_code=status, detail=_without_folder(one_line(exc), exc.path))
-
-
-def public_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A Dataset's attrs as served: the ``beamtime`` attr is the file's name, not its path on the server."""
-    out = dict(attrs)
-    if isinstance(out.get("beamtime"), str):
-        out["beamtime"] = Path(out["beamtime"]).name
-    return out
 
 
 @contextmanager

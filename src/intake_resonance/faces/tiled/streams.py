@@ -28,7 +28,7 @@ from ...beamtime.format import Database
 from ...beamtime.frames import FrameStack
 from ...beamtime.names import image_dims, original_name
 from ...datasets.open import open_run_dataset, run_attrs
-from ._http import bad_request, public_attrs, served
+from ._http import bad_request, served
 
 __all__ = ["DEFAULT_MAX_BYTES", "FrameArrayAdapter", "StreamMap", "run_metadata", "stream_dataset"]
 
@@ -135,7 +135,7 @@ def stream_dataset(
                     contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs), max_bytes)
             for key, var in ds.coords.items():
                 contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
-            attrs = public_attrs(ds.attrs)
+            attrs = dict(ds.attrs)
         finally:
             ds.close()
         if not changed:
@@ -196,6 +196,6 @@ def run_metadata(db: Database, run: records.RunRecord, streams: list[str]) -> di
         "metadata": user,
         "start": start,
         "stop": stop,
-        "attrs": public_attrs(run_attrs(db, run)),
+        "attrs": run_attrs(db, run),
     }
 
