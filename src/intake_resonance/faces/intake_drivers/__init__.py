@@ -3,9 +3,9 @@
 Registered in the ``intake.drivers`` entry-point group, so intake offers
 ``intake.open_resonance_beamtime``, ``intake.open_resonance_beamtimes`` and
 ``intake.open_resonance_run``, and YAML catalogs can name the drivers.
-The classes are thin: keys, listing, search and the runs table are
-:mod:`intake_resonance.datasets.listing`'s, Datasets come from the one way
-in (:mod:`intake_resonance.datasets.open`).
+The classes are thin: keys, listing, search, the runs table and many-run
+reads are :class:`intake_resonance.datasets.runset.RunSet`'s, Datasets come
+from the one builder (:mod:`intake_resonance.datasets.open`).
 
 Catalog behaviour
 -----------------
@@ -13,8 +13,8 @@ Catalog behaviour
   by uid, a unique uid prefix of 6+ characters, or an integer position.
 - Entries are made only when asked for: listing 10 000 runs builds a list
   of uids, not 10 000 entries.
-- ``reload()`` re-reads at once; reads between reloads re-read by
-  themselves once ``ttl`` seconds have passed (intake's rule).
+- Every call sees the newest committed state of the beamtime (and the
+  folder's files as they are now): nothing to reload.
 """
 
 from .beamtime import BeamtimeCatalog

@@ -11,19 +11,19 @@ from intake.catalog import Catalog
 from intake.catalog.local import LocalCatalogEntry
 
 from ..._version import __version__
-from ...beamtime import records
-from ...beamtime.format import Database
-from ...datasets import listing
-from ...datasets.entries import LazyEntries
-from ...datasets.many import events_frame, open_many, stack_many
-from ._fresh import FreshnessMixin
+from ...beamtime.records import RunQuery
+from ...datasets.runset import LiveEntries, RunSet
 from .run import RunSource
 
 __all__ = ["BeamtimeCatalog"]
 
 
-class BeamtimeCatalog(FreshnessMixin, Catalog):
-    """One beamtime ``.db`` as a catalog of runs (oldest first).
+class BeamtimeCatalog(Catalog):
+    """One beamtime ``.db`` as a catalog of runs (oldest first), a translation of :class:`~intake_resonance.datasets.runset.RunSet`.
+
+    Every call sees the newest committed state of the beamtime, so ``len``,
+    iteration, ``cat[-1]``, ``to_dataframe()``, ``search()``, ``stack()``
+    and ``events()`` always describe the same runs (nothing to reload).
 
     Parameters
     ----------
@@ -33,9 +33,6 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         Search criteria this catalog is narrowed to (see :meth:`search`).
     stream, chunks
         Passed to every :class:`RunSource` made from this catalog.
-    ttl : float, optional
-        Seconds after which reads re-read the beamtime by themselves
-        (intake's rule; default 60). ``reload()`` re-reads at once.
     """
 
     name = "resonance_beamtime"
@@ -51,52 +48,44 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         **kwargs: Any,
     ) -> None:
         self.path = str(path)
-        self._query = records.RunQuery.from_dicts(criteria)
         self.stream = stream
         self.chunks = chunks
-        self._db: Database | None = None
+        self.runs = RunSet(self.path, RunQuery.from_dicts(criteria), stream=stream, chunks=chunks)
         kwargs.setdefault("name", Path(self.path).stem)
         super().__init__(**kwargs)
 
-    # -- loading ----------------------------------------------------------
-    @property
-    def db(self) -> Database:
-        """The read-only database handle."""
-        if self._db is None:
-            self._db = Database(self.path)
-        return self._db
+    # intake documents both hooks for subclasses backed by a database: the
+    # entries container (a live mapping over the RunSet) and _load.
+    def _make_entries_container(self) -> LiveEntries[LocalCatalogEntry]:
+        return LiveEntries(lambda: (self.runs.uids(), self.runs), self._make_entry, name=repr(self.runs))
 
     def _load(self) -> None:
-        if self._db is not None:
-            # reload() and the ttl refresh land here: a .db replaced since (rsync lands a
-            # new inode) is read afresh; a deleted one raises BeamtimeNotFoundError.
-            self._db.refresh()
-        self._entries = LazyEntries(records.list_uids(self.db, self._query), self._make_entry)
+        # reload() and intake's ttl land here: the listing is live already; a .db
+        # replaced since (rsync lands a new inode) is read afresh, a deleted one raises.
+        self.runs.db.refresh()
 
     def _make_entry(self, uid: str) -> LocalCatalogEntry:
-        meta = listing.run_entry_metadata(self.db, uid, self.stream)
+        meta = self.runs.entry_metadata(uid)
         return LocalCatalogEntry(
             name=uid,
             description=f"{meta.get('plan_name', 'run')} run {uid}",
             driver=RunSource,
             direct_access="allow",
-            args={"path": self.path, "uid": uid, "stream": self.stream, "chunks": self.chunks},
+            # absolute: a catalog saved from this one opens from anywhere
+            args={"path": self.runs.source, "uid": uid, "stream": self.stream, "chunks": self.chunks},
             metadata=meta,
             catalog=self,
         )
 
+    @property
+    def db(self) -> Any:
+        """The read-only database handle."""
+        return self.runs.db
+
     # -- access -------------------------------------------------------------
     def __getitem__(self, key: Any) -> Any:
         """A run by uid, unique uid prefix (6+ characters) or integer position."""
-        entries = self._get_entries()
-        if not (isinstance(key, str) and key in entries):
-            key = listing.run_key(self.db, key, entries.uids, self._query)
-            if key not in entries:  # written after the last reload
-                self.force_reload()
-        return super().__getitem__(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._get_entries()
+        return super().__getitem__(self.runs.key(key))
 
     # -- search, tables, stacking --------------------------------------------
     def search(self, text: str | None = None, depth: int = 2, **criteria: Any) -> BeamtimeCatalog:
@@ -107,20 +96,17 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         text : str, optional
             Substring of uid, plan name, sample name, operator or metadata.
         **criteria
-            ``plan_name``, ``sample``, ``exit_status``, ``operator`` (a value,
-            a list of values, or None for NULL), ``since``/``until`` (datetime,
-            ISO text or epoch seconds; naive times are UTC), ``metadata`` (a
-            dict), and any other name as a run-metadata key. All become SQL
-            parameters.
+            ``plan_name`` (or ``plan``), ``sample`` (or ``sample_name``),
+            ``exit_status`` (or ``status``), ``operator`` (a value, a list of
+            values, or None for NULL), ``since``/``until`` (datetime, ISO
+            text or epoch seconds; naive times are UTC), ``metadata`` (a
+            dict), and any key of some run's metadata; any other name is a
+            ``SearchCriterionError``. All become SQL parameters.
         """
-        return BeamtimeCatalog(
-            self.path,
-            criteria=listing.narrowed(self._query, text, **criteria).as_dict_list(),
-            stream=self.stream,
-            chunks=self.chunks,
-            name=self.name,
-            ttl=self.ttl,
-        )
+        found = self.runs.narrow(text, **criteria)  # a misspelt name raises here
+        # Made from its arguments, so intake can serialise it (its YAML and pickles hold them).
+        criteria_list = found.query.as_dict_list()
+        return type(self)(self.path, criteria_list, stream=self.stream, chunks=self.chunks, name=self.name, ttl=self.ttl)
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per run, oldest first.
@@ -132,23 +118,17 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         ``run.to_dask()`` holds), operator. The counts are defined in
         :mod:`intake_resonance.beamtime.records.summary`.
         """
-        return listing.runs_frame(self.db, self._query, self.stream)
+        return self.runs.table()
 
     def stack(
-        self,
-        runs: list[Any] | None = None,
-        dim: str = "run",
-        by: str | None = None,
-        stream: str | None = None,
-        **options: Any,
+        self, runs: list[Any] | None = None, dim: str = "run", by: str | None = None, stream: str | None = None, **options: Any
     ) -> xr.Dataset:
         """Combine runs of this catalog into one lazy Dataset, read in bulk (see :func:`stack_many`).
 
         ``runs`` are uids, prefixes or positions (default: every run here);
         ``options`` (``align=``, ``tolerance=``, ``errors=``) go to :func:`stack_many`.
         """
-        uids = self._uids(runs)
-        return stack_many(self.db, uids, stream or self.stream, dim=dim, by=by, chunks=self.chunks, **options)
+        return self.runs.stack(runs, dim=dim, by=by, stream=stream, **options)
 
     def events(
         self, stream: str | None = None, fields: list[str] | None = None, *, runs: list[Any] | None = None, **options: Any
@@ -158,18 +138,11 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         ``runs`` are uids, prefixes or positions (default: every run here);
         ``options`` (``engine="arrow"``, ``errors="skip"``) go to :func:`events_frame`.
         """
-        return events_frame(self.db, self._uids(runs), stream or self.stream, fields=fields, **options)
-
-    def _uids(self, runs: list[Any] | None) -> list[str]:
-        return listing.run_keys(self.db, runs, self._get_entries().uids, self._query)
-
-    def _datasets(self, runs: list[Any] | None, stream: str | None) -> list[xr.Dataset]:
-        return open_many(self.db, self._uids(runs), stream or self.stream, chunks=self.chunks)
+        return self.runs.events(stream, fields, runs=runs, **options)
 
     def close(self) -> None:
         """Close the database connection (reopened on the next read)."""
-        if self._db is not None:
-            self._db.close()
+        self.runs.close()
 
     def to_pyhyper(self, runs: list[Any] | None = None, stream: str | None = None, **options: Any) -> xr.DataArray:
         """Frames of runs here in PyHyperScattering's layout (see :func:`intake_resonance.analysis.pyhyper.to_pyhyper`).
@@ -180,4 +153,4 @@ class BeamtimeCatalog(FreshnessMixin, Catalog):
         """
         from ...analysis.pyhyper import to_pyhyper  # optional face: imported only when used
 
-        return to_pyhyper(self._datasets(runs, stream), **options)
+        return to_pyhyper(self.runs.datasets(runs, stream), **options)
