@@ -214,7 +214,7 @@ class Database:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
+        self.path = Path(path).expanduser().absolute()  # the same file after a chdir
         if not self.path.is_file():
             what = "is a directory, not a beamtime .db file" if self.path.is_dir() else "does not exist"
             raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)

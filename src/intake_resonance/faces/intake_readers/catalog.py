@@ -1,44 +1,25 @@
-"""The runs of one beamtime as an intake 2 ``Catalog`` of run readers, searched in SQL."""
+"""The runs of one beamtime as an intake 2 ``Catalog`` of run readers, over :class:`~intake_resonance.datasets.runset.RunSet`."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from intake.readers.entry import Catalog, ReaderDescription
 
-from ...datasets.entries import LazyEntries
 from .datatypes import Beamtime, check_local
-from .many import ManyRunsMixin
 from .runs import RunReader
 
-if TYPE_CHECKING:
-    from ...beamtime.records import RunQuery
+if TYPE_CHECKING:  # importing intake imports this module: the heavy layers load on first use
+    import pandas as pd
+    import xarray as xr
+
+    from ...datasets.runset import RunSet
 
 __all__ = ["RunCatalog"]
 
 
-@dataclass
-class _Listing:
-    """What a RunCatalog lists: one query's uids and the reader settings."""
-
-    data: Beamtime
-    path: str
-    data_token: str
-    query: RunQuery
-    stream: str
-    chunks: Any
-    uids: list[str]
-
-
-_UID_PREFIX = re.compile(r"[0-9a-fA-F]{6,32}")
-
-
-class RunCatalog(ManyRunsMixin, Catalog):
+class RunCatalog(Catalog):
     """The runs of one beamtime (oldest first) as intake 2 run readers.
 
     Made by :class:`BeamtimeReader` (or :meth:`from_beamtime`). Each entry
@@ -49,19 +30,48 @@ class RunCatalog(ManyRunsMixin, Catalog):
     intake v1's beamtime catalog, ``to_dataframe()``, ``stack()`` and
     ``events()``.
 
-    The catalog holds no open file: each query opens the database read-only
-    and closes it. Persisting it (``to_yaml_file``) writes every run's
-    description, which intake reads back as a plain Catalog.
+    Every call sees the newest committed state of the beamtime (the entries
+    and aliases are live mappings over a :class:`RunSet`), so ``len``,
+    iteration, keys, the runs table and the many-run reads always describe
+    the same runs. Persisting it (``to_yaml_file``) writes every run's
+    description with the beamtime's absolute path, which intake reads back
+    as a plain Catalog.
     """
 
-    _state: _Listing
-    entries: MutableMapping[str, Any]
+    # entries and aliases are properties, so intake's token (made from the public
+    # attributes in __dict__, its documented convention) is that of ``listing``.
+    listing: dict[str, Any]
+    data_token: str
+
+    @property
+    def runs(self) -> RunSet:
+        """The :class:`~intake_resonance.datasets.runset.RunSet` this catalog translates."""
+        runs: RunSet = self.__dict__["_runs"]
+        return runs
+
+    @property
+    def entries(self) -> Any:
+        """The run readers' descriptions by uid (a live mapping), then any added by hand."""
+        return self.__dict__["_entries"]
+
+    @entries.setter
+    def entries(self, value: Any) -> None:
+        self.__dict__["_entries"] = value
+
+    @property
+    def aliases(self) -> Any:
+        """Every listed uid (to itself), then any alias added by hand."""
+        return self.__dict__["_aliases"]
+
+    @aliases.setter
+    def aliases(self, value: Any) -> None:
+        self.__dict__["_aliases"] = value
 
     @classmethod
     def from_beamtime(
         cls, beamtime: Beamtime | str | os.PathLike[str], criteria: Any = None, stream: str = "primary", chunks: Any = None
     ) -> RunCatalog:
-        """List the runs of ``beamtime`` matching ``criteria`` (one SQL query).
+        """The runs of ``beamtime`` matching ``criteria``.
 
         Parameters
         ----------
@@ -72,75 +82,41 @@ class RunCatalog(ManyRunsMixin, Catalog):
             Given to every run reader.
         """
         from ...beamtime.records import RunQuery
+        from ...datasets.runset import RunSet
 
         data = beamtime if isinstance(beamtime, Beamtime) else Beamtime(os.fspath(beamtime))
-        return cls._listed(data, RunQuery.from_dicts(criteria), stream, chunks)
+        return cls._of(data, RunSet(check_local(data), RunQuery.from_dicts(criteria), stream=stream, chunks=chunks))
 
     @classmethod
-    def _listed(cls, data: Beamtime, query: RunQuery, stream: str, chunks: Any) -> RunCatalog:
-        from ...beamtime import records
-        from ...beamtime.format import Database
+    def _of(cls, data: Beamtime, runs: RunSet) -> RunCatalog:
+        from ...datasets.runset import LiveEntries
 
-        path = check_local(data)
-        with Database(path) as db:
-            uids = records.list_uids(db, query)
+        runs.uids()  # lists now: a broken file or a misspelt criterion fails here
+        data = Beamtime(runs.source, metadata=data.metadata)  # absolute: a saved catalog opens from anywhere
         desc = data.to_entry()
-        cat = cls(
-            data={desc.token: desc},
-            metadata={"beamtime": str(data.url), "criteria": query.as_dict_list(), "stream": stream},
-        )
-        cat._state = _Listing(data, path, desc.token, query, stream, chunks, uids)
-        cat.entries = LazyEntries(uids, cat._make_entry)
-        cat.aliases = dict(zip(uids, uids))
+        cat = cls(data={desc.token: desc}, metadata={"beamtime": runs.source, "criteria": runs.query.as_dict_list(), "stream": runs.stream})
+        cat.__dict__["_runs"], cat.data_token = runs, desc.token
+        cat.listing = {"beamtime": runs.source, "criteria": runs.query.key, "stream": runs.stream, "chunks": repr(runs.chunks)}
+        cat.entries = LiveEntries(lambda: (runs.uids(), runs), cat._make_entry, name=repr(runs))
+        cat.aliases = LiveEntries(lambda: (runs.uids(), runs), str, name=f"aliases of {runs!r}")
         return cat
 
     def _make_entry(self, uid: str) -> ReaderDescription:
-        from ...beamtime.format import Database
-        from ...datasets.listing import run_entry_metadata
-
-        state = self._state
-        with Database(state.path) as db:
-            meta = run_entry_metadata(db, uid, state.stream)
         entry = ReaderDescription(
             reader=RunReader.qname(),
-            kwargs={"data": f"{{data({state.data_token})}}", "uid": uid, "stream": state.stream, "chunks": state.chunks},
+            kwargs={"data": f"{{data({self.data_token})}}", "uid": uid, "stream": self.runs.stream, "chunks": self.runs.chunks},
             output_instance=RunReader.output_instance,
-            metadata=meta,
+            metadata=self.runs.entry_metadata(uid),
         )
-        entry._tok = uid
+        entry._tok = uid  # named by its uid, as intake names entries added under a name
         return entry
 
     # -- access ---------------------------------------------------------------
     def __getitem__(self, item: Any) -> Any:
         """A run reader by uid, unique uid prefix (6+ characters) or integer position."""
-        state = self.__dict__.get("_state")
-        if state is not None:
-            from ...datasets.listing import run_position
-
-            at = run_position(item, list(self.aliases), state.path)
-            if at is not None:
-                item = at
-            elif (
-                isinstance(item, str)
-                and item not in self.aliases
-                and item not in self.entries
-                and item not in self.data
-                and _UID_PREFIX.fullmatch(item)
-            ):
-                item = self._resolve(item)
+        if not (isinstance(item, str) and (item in self.aliases or item in self.data)):
+            item = self.runs.key(item)  # RunNotFoundError is a KeyError
         return super().__getitem__(item)
-
-    def _resolve(self, prefix: str) -> str:
-        from ...beamtime import records
-        from ...beamtime.format import Database
-
-        state = self._state
-        with Database(state.path) as db:
-            uid = records.resolve_uid(db, prefix, state.query)  # RunNotFoundError is a KeyError
-        if uid not in self.entries:  # written since the listing and matching it: list it now
-            self.entries[uid] = self._make_entry(uid)
-            self.aliases[uid] = uid
-        return uid
 
     def search(self, text: Any = None, **criteria: Any) -> Catalog:
         """A narrower catalog of the same kind, listed by one SQL query; chained calls narrow further.
@@ -152,10 +128,12 @@ class RunCatalog(ManyRunsMixin, Catalog):
             metadata (in SQL). An ``intake.readers.search`` expression is
             applied by intake in Python to every entry (each is built).
         **criteria
-            ``plan_name``, ``sample``, ``exit_status``, ``operator`` (a
-            value, a list of values, or None for NULL), ``since``/``until``
-            (datetime, ISO text or epoch seconds; naive times are UTC),
-            ``metadata`` (a dict), and any other name as a run-metadata key.
+            ``plan_name`` (or ``plan``), ``sample`` (or ``sample_name``),
+            ``exit_status`` (or ``status``), ``operator`` (a value, a list
+            of values, or None for NULL), ``since``/``until`` (datetime, ISO
+            text or epoch seconds; naive times are UTC), ``metadata`` (a
+            dict), and any key of some run's metadata; any other name is a
+            ``SearchCriterionError``.
         """
         if text is not None and not isinstance(text, str):
             if not callable(getattr(text, "filter", None)):
@@ -165,56 +143,48 @@ class RunCatalog(ManyRunsMixin, Catalog):
             if criteria:
                 raise TypeError("give an intake search expression or criteria, not both")
             return super().search(text)
-        from ...datasets.listing import narrowed
-
-        state = self._state
-        found = type(self)._listed(state.data, narrowed(state.query, text, **criteria), state.stream, state.chunks)
+        found = type(self)._of(Beamtime(self.runs.source), self.runs.narrow(text, **criteria))
         found.user_parameters = self.user_parameters.copy()
-        found._up_overrides = self._up_overrides.copy()
         return found
 
     def reload(self) -> RunCatalog:
-        """List the runs again (runs written since appear); returns this catalog."""
-        from ...beamtime import records
-        from ...beamtime.format import Database
-
-        state = self._state
-        with Database(state.path) as db:
-            state.uids = records.list_uids(db, state.query)
-        old, entries = self.entries, LazyEntries(state.uids, self._make_entry)
-        for uid in state.uids:  # keep the descriptions made so far
-            made = old.made(uid) if isinstance(old, LazyEntries) else old.get(uid)
-            if made is not None:
-                entries[uid] = made
-        self.entries = entries
-        self.aliases = dict(zip(state.uids, state.uids))
+        """Notice a ``.db`` replaced under its name (the listing is live already); returns this catalog."""
+        self.runs.db.refresh()
         return self
-
-    # -- intake's Catalog, kept lazy ----------------------------------------------
-    def __call__(self, **kwargs: Any) -> RunCatalog:
-        """A copy with user-parameter overrides set (intake's rule), still a RunCatalog."""
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new._up_overrides = {**self._up_overrides, **kwargs}
-        return new
-
-    def _token(self) -> str:
-        # intake's token walks every entry; ours is the query that lists them.
-        state = self._state
-        text = repr((self.qname(), state.path, state.query.key, state.stream, state.chunks, len(self.aliases)))
-        return hashlib.md5(text.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain representation with every run's description (intake's ``to_yaml_file`` writes it)."""
         from intake.readers.utils import to_dict
 
-        out = {k: to_dict(v) for k, v in self.__dict__.items() if not k.startswith("_") and k != "entries"}
+        out = {k: to_dict(v) for k, v in self.__dict__.items() if not k.startswith("_") and k not in ("listing", "data_token")}
         out["entries"] = {k: to_dict(v) for k, v in self.entries.items()}
+        out["aliases"] = dict(self.aliases.items())
         return out
 
+    # -- what intake v1's beamtime catalog offers too ---------------------------
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per run listed, oldest first: times, status and counts, as intake v1's ``to_dataframe()``."""
+        return self.runs.table()
+
+    def stack(
+        self, runs: list[Any] | None = None, dim: str = "run", by: str | None = None, stream: str | None = None, **options: Any
+    ) -> xr.Dataset:
+        """Runs listed here stacked into one lazy Dataset, read in bulk (:meth:`RunSet.stack`).
+
+        ``runs`` are uids, prefixes or positions (default: every run listed);
+        ``options``: ``align=``, ``tolerance=``, ``errors=``.
+        """
+        return self.runs.stack(runs, dim=dim, by=by, stream=stream, **options)
+
+    def events(
+        self, stream: str | None = None, fields: list[str] | None = None, *, runs: list[Any] | None = None, **options: Any
+    ) -> Any:
+        """The scalar events of the runs listed here as one table (:meth:`RunSet.events`); ``options``: ``engine=``, ``errors=``."""
+        return self.runs.events(stream, fields, runs=runs, **options)
+
     def __repr__(self) -> str:
-        state = self.__dict__.get("_state")
-        if state is None:
+        runs = self.__dict__.get("_runs")
+        if runs is None:
             return str(super().__repr__())
-        narrowed = f", criteria {state.query.as_dict_list()}" if state.query.criteria else ""
-        return f"RunCatalog: {len(self.aliases)} runs of {state.path}{narrowed}"
+        narrowed = f", criteria {runs.query.as_dict_list()}" if runs.query.criteria else ""
+        return f"RunCatalog: {len(runs)} runs of {runs.path}{narrowed}"
