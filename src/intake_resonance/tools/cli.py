@@ -104,18 +104,23 @@ cli.add_command(virtualize_command)
 _DB = click.Path(dir_okay=False, path_type=Path)
 
 
-def _catalog(path: Path) -> Any:
-    from ..faces.intake_drivers import BeamtimeCatalog
+def _runs(path: Path) -> Any:
+    """The beamtime's runs through the model every catalog face translates (keys, search, table)."""
+    from ..datasets.runset import RunSet
 
-    return BeamtimeCatalog(str(path))
+    return RunSet(path)
 
 
 def _run_source(path: Path, uid: str, stream: str = "primary") -> Any:
     """The run a uid or unique prefix names, as an intake source of that stream."""
     from ..faces.intake_drivers import RunSource
 
-    found = _catalog(path)[uid]  # resolves prefixes; unknown or ambiguous uids raise RunNotFoundError
-    return found if stream == found.stream else RunSource(str(path), found.uid, stream=stream)
+    runs = _runs(path)
+    try:
+        # The exact uid first, then a unique prefix; unknown or ambiguous: RunNotFoundError
+        return RunSource(str(runs.path), runs.key(uid), stream=stream)
+    finally:
+        runs.close()
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -197,13 +202,14 @@ def _ls_lines(path: Path, criteria: dict[str, Any], prefix: str = "") -> list[st
     """One line per run of the beamtime ``path`` matching ``criteria``."""
     from ..beamtime import records
 
-    cat = _catalog(path)
+    everything = _runs(path)
     try:
-        df = (cat.search(**criteria) if criteria else cat).to_dataframe()
+        runs = everything.narrow(**criteria)
+        df = runs.table()
         # min/max inside SQLite: no event table is decoded
-        ranges = records.field_ranges(cat.db, "energy_position", "primary", records.RunQuery().narrow(**criteria))
+        ranges = records.field_ranges(runs.db, "energy_position", "primary", runs.query)
     finally:
-        cat.close()
+        everything.close()
     lines = []
     for row in df.itertuples(index=False):
         sample = row.sample if isinstance(row.sample, str) else "-"
@@ -282,8 +288,8 @@ def show(path: Path, uid: str) -> None:
 
     # Fields from the descriptors and the first few events: no table is read.
     with Database(path) as db:
-        run = records.get_run(db, records.resolve_uid(db, uid))
-        assert run is not None  # resolve_uid only returns existing uids
+        run = records.get_run(db, _runs(db).key(uid))
+        assert run is not None  # keys are existing uids
         attrs = run_attrs(db, run)
         streams = records.run_fields(db, run.uid)
         counts = records.run_counts(db, run.uid)

@@ -22,9 +22,11 @@ Behaviour
   the listing or a request names it. tiled queries become a
   :class:`.records.RunQuery` through this container's own query registry.
 - A frame block (one frame per block) reads only its own frames.
-- Fresh within ``ttl`` seconds: the uid listing and the nodes of runs still
-  open are re-read when older than ``ttl`` (default 1 s), so runs written by
-  the beamline appear, and open runs grow, without restarting the server.
+- Fresh: the uid listing is that of the newest commit (as in every face,
+  through :class:`~intake_resonance.datasets.runset.RunSet`), and the nodes
+  of runs still open are re-read when older than ``ttl`` (default 1 s), so
+  runs written by the beamline appear at once, and open runs grow, without
+  restarting the server.
   Nodes of closed runs do not change and stay cached (a few, LRU).
 - The ``.db`` is checked (``stat``) on every request: a file replaced under
   the same name (rsync lands a new inode) is reopened and the caches dropped;

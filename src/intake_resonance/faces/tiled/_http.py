@@ -18,11 +18,12 @@ from typing import Any
 from fastapi import HTTPException
 from tiled.access_control.protocols import AccessPolicy, normalize_access_tags
 
-from ...beamtime.errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError
+from ...beamtime.errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError, SearchCriterionError
 
 __all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "served"]
 
 NOT_FOUND = 404
+BAD_REQUEST = 400  # a search naming nothing any run has
 BROKEN = 422  # the request is fine, the file or row it names is not
 
 
@@ -39,8 +40,14 @@ def _without_folder(text: str, path: str | os.PathLike[str] | None) -> str:
 
 
 def http_error(exc: BeamtimeError) -> HTTPException:
-    """404 for what does not exist, 422 for a broken file or row; detail: our message, paths made relative."""
-    status = NOT_FOUND if isinstance(exc, (RunNotFoundError, BeamtimeNotFoundError)) else BROKEN
+    """404 for what does not exist, 400 for a search no run can answer, 422 for a broken file or row.
+
+    The detail is our message, paths made relative.
+    """
+    if isinstance(exc, SearchCriterionError):
+        status = BAD_REQUEST
+    else:
+        status = NOT_FOUND if isinstance(exc, (RunNotFoundError, BeamtimeNotFoundError)) else BROKEN
     return HTTPException(status_code=status, detail=_without_folder(one_line(exc), exc.path))
 
 

@@ -35,7 +35,7 @@ class BeamtimeAdapter(SliceableViews):
     path : str or Path
         The beamtime's ``.db`` (its ``.zarr`` beside it).
     ttl : float
-        Seconds a uid listing and an open run's node are reused (default 1).
+        Seconds an open run's node is reused (default 1); the listing is always the newest commit's.
     cache_size : int
         Stream datasets kept built.
     max_bytes : int

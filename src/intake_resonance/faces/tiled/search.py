@@ -40,12 +40,20 @@ _SEARCHABLE = "plan_name, sample_name, exit_status, operator, time_start, metada
 
 def _metadata_key(key: str) -> str:
     """The run-metadata key a query key names; ValueError-family if none."""
-    for prefix in ("metadata.", "start."):
-        if key.startswith(prefix) and len(key) > len(prefix):
-            return key[len(prefix):]
+    explicit = _explicit_key(key)
+    if explicit is not None:
+        return explicit
     if key in _NOT_SEARCHABLE or key.startswith(("stop.", "sample.", "attrs.")) or not key:
         raise QueryValueError(f"cannot search runs by {key!r}; searchable: {_SEARCHABLE}")
     return key
+
+
+def _explicit_key(key: str) -> str | None:
+    # ``metadata.<key>`` / ``start.<key>`` name a metadata key outright (it may be one no run has yet).
+    for prefix in ("metadata.", "start."):
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return key[len(prefix):]
+    return None
 
 
 def _time(value: Any) -> float:
@@ -117,7 +125,11 @@ def _eq[C: "Narrowable"](query: Eq, tree: C) -> C:
     if key in TIME_KEYS:
         t = _time(value)
         return tree._narrowed(tree._view.narrow(since=t, until=math.nextafter(t, math.inf)))
-    return tree._narrowed(tree._view.narrow(metadata={_metadata_key(key): value}))
+    explicit = _explicit_key(key)
+    if explicit is not None:
+        return tree._narrowed(tree._view.narrow(metadata={explicit: value}))
+    # A bare name is checked as every face checks it: one no run has is an error (400), not an empty answer.
+    return tree._narrowed(tree._view.narrow(**{_metadata_key(key): value}))
 
 
 def _in[C: "Narrowable"](query: In, tree: C) -> C:

@@ -1,8 +1,9 @@
 """One served ``.db``: what its requests share.
 
 :class:`Beamtime` holds the handle (reopened when the file is replaced), a
-uid listing reused for ``ttl`` seconds, and the built nodes of runs and
-streams (closed runs stay; open runs are rebuilt after ``ttl``).
+uid listing per state of the beamtime (every request sees the newest
+commit, as every face does), and the built nodes of runs and streams
+(closed runs stay; open runs are rebuilt after ``ttl``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from ...beamtime import records
 from ...beamtime.cache import ByteBoundedCache, size_of_strings
 from ...beamtime.errors import BeamtimeNotFoundError, RunNotFoundError
 from ...beamtime.format import Database
+from ...datasets.runset import RunSet
 from .search import View
 from .streams import DEFAULT_MAX_BYTES, StreamMap, run_metadata, stream_dataset
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TTL", "Beamtime"]
 
-#: Seconds a uid listing, a folder listing or an open run's node is reused.
+#: Seconds a folder listing or an open run's node is reused.
 DEFAULT_TTL = 1.0
 #: Stream datasets kept built (their scalar columns are in memory).
 DEFAULT_CACHE_SIZE = 8
@@ -35,7 +37,7 @@ LISTINGS_BYTES = 64 * 2**20
 
 
 class Beamtime:
-    """One served ``.db``: its handle, a short-lived uid listing and the built nodes.
+    """One served ``.db``: its handle, its uid listings and the built nodes.
 
     Thread-safe: tiled resolves paths on its event loop and reads in worker
     threads.
@@ -97,17 +99,19 @@ class Beamtime:
 
     # -- listings --------------------------------------------------------------
     def uids(self, view: View) -> list[str]:
-        """Uids of the runs a view selects, oldest first (reused for ``ttl`` seconds)."""
+        """Uids of the runs a view selects, oldest first, as of the newest commit (kept per beamtime state)."""
         db = self.db()
-        key = view.cache_key()
+        state = db.state()  # taken first: a commit during the query makes the next request list again
+        key = (state, view.cache_key())
         hit = self._listings.get(key)
-        if hit is not None and self._fresh(hit[0], False):
+        if hit is not None:
             return hit[1]
+        runs = RunSet(db, view.query)
+        # Criteria SQL cannot express (list membership in run metadata, a uid
+        # list) narrow the rows of the runs table; no run is opened.
         if not view.filters and view.keys is None:
-            uids = records.list_uids(db, view.query)
+            uids = runs.uids()
         else:
-            # Criteria SQL cannot express (list membership in run metadata, a
-            # uid list) narrow the rows of the runs table; no run is opened.
             uids = [r.uid for r in records.list_runs(db, view.query) if view.accepts(db, r)]
         self._listings.put(key, (time.monotonic(), uids))
         return uids
