@@ -104,7 +104,7 @@ cli.add_command(virtualize_command)
 _DB = click.Path(dir_okay=False, path_type=Path)
 
 
-def _runs(path: Path) -> Any:
+def _runs(path: Any) -> Any:
     """The beamtime's runs through the model every catalog face translates (keys, search, table)."""
     from ..datasets.runset import RunSet
 

@@ -19,6 +19,18 @@ if TYPE_CHECKING:  # importing intake imports this module: the heavy layers load
 __all__ = ["RunCatalog"]
 
 
+def _kept(name: str, doc: str) -> Any:
+    """A property kept in ``__dict__`` under ``name`` (so intake's token and ``to_dict`` do not walk it)."""
+
+    def get(self: Any) -> Any:
+        return self.__dict__[name]
+
+    def put(self: Any, value: Any) -> None:
+        self.__dict__[name] = value
+
+    return property(get, put, doc=doc)
+
+
 class RunCatalog(Catalog):
     """The runs of one beamtime (oldest first) as intake 2 run readers.
 
@@ -49,23 +61,8 @@ class RunCatalog(Catalog):
         runs: RunSet = self.__dict__["_runs"]
         return runs
 
-    @property
-    def entries(self) -> Any:
-        """The run readers' descriptions by uid (a live mapping), then any added by hand."""
-        return self.__dict__["_entries"]
-
-    @entries.setter
-    def entries(self, value: Any) -> None:
-        self.__dict__["_entries"] = value
-
-    @property
-    def aliases(self) -> Any:
-        """Every listed uid (to itself), then any alias added by hand."""
-        return self.__dict__["_aliases"]
-
-    @aliases.setter
-    def aliases(self, value: Any) -> None:
-        self.__dict__["_aliases"] = value
+    entries = _kept("_entries", "The run readers' descriptions by uid (a live mapping), then any added by hand.")
+    aliases = _kept("_aliases", "Every listed uid (to itself), then any alias added by hand.")
 
     @classmethod
     def from_beamtime(
