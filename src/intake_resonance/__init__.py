@@ -64,6 +64,7 @@ _LAZY: dict[str, str] = {
     "stack_many": "datasets.many",
     "events_frame": "datasets.many",
     "open_many": "datasets.many",
+    "RunSet": "datasets.runset",
     "BeamtimeWriter": "tools.writer",
     "virtualize": "virtual.write",
 }
