@@ -70,7 +70,7 @@ class BeamtimesCatalog(Catalog):
         )
 
     def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str) and key not in self._get_entries():
-            names = list(self._get_entries())
+        if isinstance(key, str) and key not in self:
+            names = list(self)
             raise RunNotFoundError(f"no beamtime named {key!r} (have: {', '.join(names) or 'none'})", self.path)
         return super().__getitem__(key)

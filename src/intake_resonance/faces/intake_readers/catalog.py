@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +106,6 @@ class RunCatalog(Catalog):
             output_instance=RunReader.output_instance,
             metadata=self.runs.entry_metadata(uid),
         )
-        entry._tok = uid  # named by its uid, as intake names entries added under a name
         return entry
 
     # -- access ---------------------------------------------------------------
@@ -139,7 +139,13 @@ class RunCatalog(Catalog):
                 raise SearchCriterionError(f"search criterion 'text' takes a string or an intake search expression, not {text!r}")
             if criteria:
                 raise TypeError("give an intake search expression or criteria, not both")
-            return super().search(text)
+            # intake's expression search, through its public Catalog API: each run's entry is built and filtered.
+            found = Catalog(metadata=dict(self.metadata))
+            found.add_entry(self.data[self.data_token])
+            for uid in self.runs.uids():
+                if text.filter(self.entries[uid]):
+                    found.add_entry(copy.copy(self.entries[uid]), name=uid)
+            return found
         found = type(self)._of(Beamtime(self.runs.source), self.runs.narrow(text, **criteria))
         found.user_parameters = self.user_parameters.copy()
         return found
