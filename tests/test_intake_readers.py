@@ -242,8 +242,8 @@ def test_search_runs_in_sql(bt, calls, monkeypatch):
     # intake's own search expressions still work: in Python, building every entry
     python = runs.search(Text(uids[1][:12]))  # Text looks in the entry's repr: reader and kwargs
     assert [e.kwargs["uid"] for e in python.entries.values()] == [uids[1]]
-    assert list(python) == [uids[1]] and python[uids[1]].read().attrs["uid"] == uids[1]
     assert calls["get_run"] == len(uids)
+    assert list(python) == [uids[1]] and python[uids[1]].read().attrs["uid"] == uids[1]
 
 
 def test_catalog_criteria_from_reader_live(bt):

@@ -144,7 +144,8 @@ class RunCatalog(Catalog):
             found.add_entry(self.data[self.data_token])
             for uid in self.runs.uids():
                 if text.filter(self.entries[uid]):
-                    found.add_entry(copy.copy(self.entries[uid]), name=uid)
+                    # add_entry keys it by uid but aliases no name equal to its key: alias it so it lists.
+                    found.aliases[uid] = found.add_entry(copy.copy(self.entries[uid]), name=uid)
             return found
         found = type(self)._of(Beamtime(self.runs.source), self.runs.narrow(text, **criteria))
         found.user_parameters = self.user_parameters.copy()
