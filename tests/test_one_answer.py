@@ -186,6 +186,8 @@ def test_tiled_reads_the_same_values_and_attrs(bt: dict[str, Any]) -> None:
         assert list(client.search(Eq("sample_name", "PS"))) == [uids[0], uids[2]]
         assert list(client.search(Eq("sample", "PS"))) == [uids[0], uids[2]]
         assert list(client.search(Eq("flag", True))) == [uids[3]]
+        assert list(client.search(Eq("plan", "rsoxs"))) == list(client.search(Eq("start.plan_name", "rsoxs"))) == [uids[1]]
+        assert list(client.search(Eq("status", "success"))) == uids[:3]
         with pytest.raises(Exception, match="sample_name"):
             list(client.search(Eq("sampel", "PS")))
 

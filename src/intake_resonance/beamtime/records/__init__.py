@@ -14,7 +14,7 @@ from .columnar import EventTable, event_table, table_from_columns
 from .events import EventColumns, StreamRecord, check_event_data, decode_event_rows, list_streams, stream_events
 from .fields import FieldInfo, StreamFields, run_fields
 from .framemap import MAX_FRAME_SIDE, FrameRefs, first_frame_shape, frame_refs, image_fields
-from .query import RunQuery, epoch_seconds
+from .query import RunQuery, column_criterion, epoch_seconds
 from .raw import raw_events, raw_image_refs, raw_streams
 from .runs import (
     RunRecord,
@@ -44,6 +44,7 @@ __all__ = [
     "MAX_FRAME_SIDE",
     "RunQuery",
     "epoch_seconds",
+    "column_criterion",
     "list_uids",
     "runs_table",
     "list_runs",

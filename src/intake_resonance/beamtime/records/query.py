@@ -9,13 +9,23 @@ from typing import Any
 
 from ..errors import SearchCriterionError
 
-__all__ = ["ALIASES", "NAMES", "RunQuery", "epoch_seconds"]
+__all__ = ["ALIASES", "NAMES", "RunQuery", "column_criterion", "epoch_seconds"]
 
 _EXACT = {"plan_name": "r.plan_name", "sample": "s.name", "exit_status": "r.exit_status", "operator": "r.operator"}
 #: Other names of the same run properties: as entry metadata, Dataset attrs and ``stack(by=)`` name them.
 ALIASES = {"sample_name": "sample", "plan": "plan_name", "status": "exit_status"}
 #: Every name a criterion may have besides a key of some run's metadata.
 NAMES = (*_EXACT, *ALIASES, "since", "until", "text", "metadata")
+
+
+def column_criterion(name: str) -> str | None:
+    """The criterion a name of a runs-table column goes by (``sample_name`` -> ``sample``); None for other names.
+
+    Every face's vocabulary ends here: tiled's ``start.plan_name`` or
+    ``sample.name`` are translated to one of these names first.
+    """
+    name = ALIASES.get(name, name)
+    return name if name in _EXACT else None
 
 
 def epoch_seconds(value: Any) -> float:

@@ -19,23 +19,18 @@ from ...beamtime.format import Database
 
 __all__ = ["TIME_KEYS", "TRANSLATORS", "Narrowable", "View"]
 
-#: Query keys answered by a runs-table column, as RunQuery names them.
-_COLUMNS = {
-    "plan_name": "plan_name",
-    "start.plan_name": "plan_name",
-    "sample_name": "sample",
-    "sample": "sample",
-    "sample.name": "sample",
-    "start.sample_name": "sample",
-    "exit_status": "exit_status",
-    "stop.exit_status": "exit_status",
-    "operator": "operator",
-    "start.operator": "operator",
-}
+def _column(key: str) -> str | None:
+    """The runs-table criterion a query key names (tiled's ``start.``/``stop.`` forms and ``sample.name`` too)."""
+    for prefix in ("start.", "stop."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return records.column_criterion("sample" if key == "sample.name" else key)
+
+
 TIME_KEYS = ("time_start", "start.time")
 #: Keys of a run node's metadata that no search reaches.
 _NOT_SEARCHABLE = ("uid", "start.uid", "time_stop", "num_events", "streams", "attrs", "start", "stop", "metadata")
-_SEARCHABLE = "plan_name, sample_name, exit_status, operator, time_start, metadata.<key> (or start.<key>)"
+_SEARCHABLE = "plan_name (plan), sample (sample_name), exit_status (status), operator, time_start, metadata.<key> (or start.<key>)"
 
 
 def _metadata_key(key: str) -> str:
@@ -118,10 +113,11 @@ class Narrowable(Protocol):
 
 def _eq[C: "Narrowable"](query: Eq, tree: C) -> C:
     key, value = query.key, query.value
-    if key in _COLUMNS:
+    column = _column(key)
+    if column is not None:
         if isinstance(value, (list, dict)):
             raise QueryValueError(f"{key} takes one value; use In for several")
-        return tree._narrowed(tree._view.narrow(**{_COLUMNS[key]: value}))
+        return tree._narrowed(tree._view.narrow(**{column: value}))
     if key in TIME_KEYS:
         t = _time(value)
         return tree._narrowed(tree._view.narrow(since=t, until=math.nextafter(t, math.inf)))
@@ -134,15 +130,16 @@ def _eq[C: "Narrowable"](query: Eq, tree: C) -> C:
 
 def _in[C: "Narrowable"](query: In, tree: C) -> C:
     key, values = query.key, list(query.value)
-    if key in _COLUMNS:
+    column = _column(key)
+    if column is not None:
         if any(isinstance(v, (list, dict)) for v in values):
             raise QueryValueError(f"{key}: In takes a list of plain values")
-        return tree._narrowed(tree._view.narrow(**{_COLUMNS[key]: values}))
+        return tree._narrowed(tree._view.narrow(**{column: values}))
     return tree._with_filter("in", _metadata_key(key), values)
 
 
 def _contains[C: "Narrowable"](query: Contains, tree: C) -> C:
-    if query.key in _COLUMNS or query.key in TIME_KEYS:
+    if _column(query.key) is not None or query.key in TIME_KEYS:
         raise QueryValueError(f"Contains applies to list-valued run metadata, not to {query.key!r}; use Eq or FullText")
     return tree._with_filter("contains", _metadata_key(query.key), query.value)
 
