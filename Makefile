@@ -39,8 +39,15 @@ demo: $(DEMO_STAMP)
 	$(VENV)/bin/intake-resonance demo demo-data --force
 	$(PY) examples/demo_summary.py catalogs/demo.yaml -o demo-data/mean_frame.png
 
+# The suite (the README's python blocks and the notebook included), then the API reference.
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory docs VENV=$(VENV)
+
+# The API reference from the docstrings (NumPy style), warnings as errors: docs/_build/html.
+docs: $(TEST_STAMP)
+	rm -rf docs/_build
+	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
 
 # The same suite on Python 3.12 with the oldest releases pyproject.toml declares.
 test-oldest:
@@ -57,4 +64,4 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf .venv .venv-oldest demo-data bench-data
+	rm -rf .venv .venv-oldest demo-data bench-data docs/_build

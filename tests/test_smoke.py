@@ -14,3 +14,14 @@ def test_round_trip_scalars_and_frames(beamtime):
     uid = beamtime.uids["rsoxs"]
     fs = FrameStack(db.zarr_path, records.frame_refs(db, uid, "detector_image", "primary"))
     np.testing.assert_array_equal(fs[:], beamtime.frames["rsoxs"])
+
+
+def test_the_api_reference_lists_every_public_name() -> None:
+    import re
+    from pathlib import Path
+
+    import intake_resonance
+
+    api = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text()
+    documented = set(re.findall(r"^\.\. auto(?:class|function):: intake_resonance\.(\w+)$", api, flags=re.M))
+    assert documented == set(intake_resonance.__all__) - {"__version__"}
