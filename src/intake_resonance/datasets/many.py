@@ -240,7 +240,8 @@ def stack_many(
         Frame chunks, as :func:`~intake_resonance.datasets.open.open_run_dataset`.
     errors : {"raise", "skip"}
         A bad run raises its error (naming its uid), or is left out and
-        listed in the ``skipped_runs`` attribute (present only then).
+        listed in the ``skipped_runs`` attribute (always present: empty when
+        no run was skipped).
 
     Raises
     ------
@@ -256,8 +257,7 @@ def stack_many(
             out = _stack_numpy(many, dim, by)
         if out is None:
             out = stack_runs(_datasets(many, chunks, None), dim=dim, by=by, align=align, tolerance=tolerance)
-    if many.skipped:
-        out.attrs["skipped_runs"] = list(many.skipped)
+    out.attrs["skipped_runs"] = list(many.skipped)  # always there, as the events table's: empty when none was
     return out
 
 

@@ -337,6 +337,7 @@ def stack_runs(
         var.encoding.pop("preferred_chunks", None)  # of one run's time axis, not of the stack's dims
         if isinstance(var.data, dask.array.Array):
             var.data = _regular_chunks(var.data)
+    out.attrs["skipped_runs"] = []  # every stack says which runs it left out (stack_many's errors="skip")
     lead = [d for d in (dim, *names, "event") if d in out.dims]
     return out.transpose(*lead, ...)
 

@@ -64,6 +64,10 @@ class BeamtimeCatalog(Catalog):
         # replaced since (rsync lands a new inode) is read afresh, a deleted one raises.
         self.runs.db.refresh()
 
+    def reload(self) -> None:
+        """Notice at once a ``.db`` replaced (read afresh) or deleted (``BeamtimeNotFoundError``); the listing is live anyway."""
+        self.force_reload()
+
     def _make_entry(self, uid: str) -> LocalCatalogEntry:
         meta = self.runs.entry_metadata(uid)
         return LocalCatalogEntry(
