@@ -227,3 +227,28 @@ def test_one_view_of_a_live_beamtime(bt: dict[str, Any]) -> None:
             assert list(found.stack().run.values) == nexafs, (name, step)
             assert list(cat.search(plan_name="nexafs")) == nexafs
         assert RunSet(path).uids() == uids
+
+
+def test_saved_catalogs_travel(bt: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import intake
+    import yaml
+
+    path, uid = bt["path"], bt["uids"][1]
+    monkeypatch.chdir(path.parent.parent)
+    relative = os.path.join(path.parent.name, path.name)
+    runs = RunCatalog.from_beamtime(relative)
+    mine = intake.entry.Catalog()
+    mine.add_entry(runs[uid], name="reference")
+    mine.to_yaml_file(str(tmp_path / "mine.yaml"))
+    runs.search(plan_name="rsoxs").to_yaml_file(str(tmp_path / "found.yaml"))
+    v1 = BeamtimeCatalog(relative)[uid]
+    (tmp_path / "v1.yaml").write_text(v1.yaml())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ref = open_run_dataset(path, uid)
+    xr.testing.assert_identical(intake.from_yaml_file(str(tmp_path / "mine.yaml")).reference.read(), ref)
+    xr.testing.assert_identical(intake.from_yaml_file(str(tmp_path / "found.yaml"))[uid].read(), ref)
+    args = yaml.safe_load((tmp_path / "v1.yaml").read_text())["sources"][uid]["args"]
+    assert Path(args["path"]).is_absolute()
+    xr.testing.assert_identical(intake.open_catalog(str(tmp_path / "v1.yaml"))[uid].to_dask(), ref)
