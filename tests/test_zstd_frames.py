@@ -237,3 +237,49 @@ def test_store_reads_only_what_zarr_asks(tmp_path: Path, frames: np.ndarray) -> 
     store = BeamtimeStore(path.with_suffix(".zarr"))
     assert ZstdFrames.for_array(zarr.open_array(store, path=f"runs/{uid}/img", mode="r"), store, f"runs/{uid}/img")
     assert store.read("nothing/zarr.json") is None
+
+
+def _sharded(path: Path, uid: str, frames: np.ndarray, index_location: str = "end", write_empty: bool = False) -> Path:
+    # write_empty_chunks=False: an all-fill inner chunk is left out of its shard (index entry empty)
+    arr = zarr.create_array(
+        str(path.with_suffix(".zarr")), name=f"runs/{uid}/img", shape=frames.shape, dtype="int32", overwrite=True,
+        chunks=(1, 16, 12), shards={"shape": (3, 16, 12), "index_location": index_location},
+        config={"write_empty_chunks": write_empty},
+    )
+    arr[:] = frames
+    return path.with_suffix(".zarr") / "runs" / uid / "img" / "c" / "1" / "0" / "0"
+
+
+def test_a_frame_absent_from_its_shard_is_an_error_not_zeros(tmp_path: Path, frames: np.ndarray) -> None:
+    path = tmp_path / "bt.db"
+    uid = _write(path, frames)
+    assert not frames[4].any()  # the fill value: never written into shard 1
+    _sharded(path, uid, frames)
+    stack = _stack(path, uid)
+    np.testing.assert_array_equal(stack[[0, 3, 5, 8]], frames[[0, 3, 5, 8]])
+    for key in (4, slice(None), [3, 4, 5], slice(2, 7)):
+        with pytest.raises(FramesMissingError) as info:
+            stack[key]
+        msg = str(info.value)
+        for words in ("frame 4", "absent from its shard", f"run {uid}", "stream primary", "seq_num 5", "field img"):
+            assert words in msg, (key, msg)
+    with dask.config.set({"resonance.absent-chunks": "fill"}):  # read as Zarr does, when asked
+        np.testing.assert_array_equal(stack[4], np.zeros((16, 12), np.int32))
+    from intake_resonance import check
+
+    found = [f for f in check(path, pixels=True) if "absent from its shard" in str(f)]
+    assert len(found) == 1 and "seq_num 5" in str(found[0])
+
+
+def test_a_shard_index_pointing_past_the_end_is_an_error(tmp_path: Path, frames: np.ndarray) -> None:
+    path = tmp_path / "bt.db"
+    uid = _write(path, frames)
+    shard = _sharded(path, uid, frames, index_location="start", write_empty=True)
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) - 40])  # the last inner chunk (frame 5) now ends beyond the file
+    stack = _stack(path, uid)
+    np.testing.assert_array_equal(stack[3], frames[3])
+    with pytest.raises(FrameDecodeError) as info:
+        stack[:]
+    msg = str(info.value)
+    assert "seq_num 6" in msg and "file ends at" in msg and f"run {uid}" in msg

@@ -32,10 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BeamtimeError, BeamtimeReplacedError, FrameDecodeError, FrameIndexError, FrameMismatchError
+from .errors import (
+    BeamtimeError,
+    BeamtimeReplacedError,
+    FrameDecodeError,
+    FrameIndexError,
+    FrameMismatchError,
+    FramesMissingError,
+)
 from .format import file_identity, open_zarr_array
 from .records import FrameRefs
-from .store import BeamtimeStore
+from .shards import missing_frame
+from .store import BeamtimeStore, absent_chunks_policy
 from .zstd_frames import ZstdFrames
 
 __all__ = ["FrameStack", "array_layout_problems"]
@@ -328,8 +336,17 @@ class FrameStack:
         direct = self._direct.get(g)
         if direct is not None:
             direct.read(idx, rows, out)
-        else:
-            self._read_group(arr, idx, rows, out)
+            return
+        if arr.shards is not None and absent_chunks_policy() == "raise" and self._zstore is not None:
+            # Zarr reads an inner chunk its shard lacks as the fill value: refuse, as for an absent chunk file.
+            lost = missing_frame(arr, self._zstore, self.refs.groups[g], idx)
+            if lost is not None:
+                raise FramesMissingError(
+                    f"frame {lost} of sharded array {self.refs.groups[g]!r} is absent from its shard (never written; "
+                    "Zarr would read it as the fill value)",
+                    self.store,
+                )
+        self._read_group(arr, idx, rows, out)
 
     def _failed_frame(self, g: int, arr: Any, idx: np.ndarray, seq: np.ndarray, exc: Exception) -> BeamtimeError:
         """The error naming the first frame of a failed read that fails alone (read again one by one)."""
@@ -346,8 +363,9 @@ class FrameStack:
 
     def _frame_error(self, group: str, index: int, seq_num: int, exc: Exception) -> BeamtimeError:
         where = self._where(seq_num)
-        if isinstance(exc, BeamtimeError):  # the store's own refusal, now with the frame's place
-            return type(exc)(exc.message, exc.path or self.store, **where)
+        ours = _our_error(exc)
+        if ours is not None:  # the store's own refusal, now with the frame's place
+            return type(ours)(ours.message, ours.path or self.store, **where)
         return FrameDecodeError(
             f"frame {index} of array {group!r} does not decode: {type(exc).__name__}: {exc}", self.store, **where
         )
@@ -366,3 +384,15 @@ class FrameStack:
             # Many short runs: one oindex call lets Zarr fetch them concurrently.
             uniq, inverse = np.unique(idx, return_inverse=True)
             out[rows] = np.asarray(arr.oindex[uniq])[inverse]
+
+
+def _our_error(exc: BaseException) -> BeamtimeError | None:
+    """Our error behind ``exc``: itself, or one Zarr's task groups wrapped (an ``ExceptionGroup``)."""
+    if isinstance(exc, BeamtimeError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _our_error(inner)
+            if found is not None:
+                return found
+    return None

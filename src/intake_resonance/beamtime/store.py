@@ -195,6 +195,8 @@ class BeamtimeStore(Store):
             if is_chunk:
                 raise FrameDecodeError(f"chunk {key!r} is a folder, not a chunk file", self.root) from None
             return None
+        except EOFError as exc:
+            raise FrameDecodeError(f"cannot read {key!r}: {exc}", self.root) from None
         except OSError as exc:
             raise FrameDecodeError(f"cannot read {key!r}: {exc.strerror or exc}", self.root) from exc
 
@@ -324,7 +326,10 @@ def _read_range(fh: Any, byte_range: Any) -> bytes:
         return bytes(fh.read())
     if isinstance(byte_range, RangeByteRequest):
         fh.seek(byte_range.start)
-        return bytes(fh.read(byte_range.end - byte_range.start))
+        data = bytes(fh.read(byte_range.end - byte_range.start))
+        if len(data) < byte_range.end - byte_range.start:  # a shard index pointing past the end of its file
+            raise EOFError(f"bytes {byte_range.start}-{byte_range.end} asked for, the file ends at {byte_range.start + len(data)}")
+        return data
     if isinstance(byte_range, OffsetByteRequest):
         fh.seek(byte_range.offset)
     elif isinstance(byte_range, SuffixByteRequest):
