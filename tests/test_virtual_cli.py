@@ -88,3 +88,36 @@ def test_failures_are_one_line_on_stderr_and_no_progress_in_a_pipe(tmp_path):
     assert not (tmp_path / "y").exists()  # refused before anything was created
     missing = _run("virtualize", tmp_path / "nope.db", "-o", tmp_path / "x")
     assert missing.exit_code == 2 and len(missing.stderr.splitlines()) == 1 and "nope.db" in missing.stderr
+
+
+def test_a_stale_repository_is_noticed_and_referenced_anew(tmp_path, beamtime):
+    import os
+    import time
+
+    import zarr
+
+    repo, uid = tmp_path / "bt.icechunk", beamtime.uids["rsoxs"]
+    assert _run("virtualize", beamtime.path, "-o", repo).exit_code == 0
+    ok = _run("virtualize", beamtime.path, "-o", repo, "--verify")
+    assert ok.exit_code == 0 and ok.stdout == "" and ok.stderr.strip().endswith(": true")
+    # a restore: the run's chunk files written again with other values (other sizes, later times)
+    time.sleep(1.1)  # Icechunk keeps whole seconds
+    arrays = [p for p in (beamtime.path.with_suffix(".zarr") / "runs" / uid).iterdir() if p.is_dir()]
+    assert len(arrays) == 1
+    arr = zarr.open_array(str(arrays[0]), mode="r+")
+    new = (beamtime.frames["rsoxs"] * 3 + 7).astype(arr.dtype)
+    arr[:] = new
+    stale = _run("virtualize", beamtime.path, "-o", repo, "--verify")
+    assert stale.exit_code == 1
+    assert stale.stdout.splitlines() == [f"stale run {uid}: chunk files it references changed since (size or modification time)"]
+    assert "1 run(s) no longer match" in stale.stderr
+    again = _run("virtualize", beamtime.path, "-o", repo)
+    assert again.exit_code == 0
+    assert "1 run(s) written (1 because their chunk files changed), 1 unchanged" in again.stdout, again.stdout
+    got = xr.open_zarr(open_virtual_session(repo).store, group=f"{uid}/primary", consolidated=False, zarr_format=3)
+    np.testing.assert_array_equal(got.detector_image.values, new)
+    assert _run("virtualize", beamtime.path, "-o", repo, "--verify").exit_code == 0
+    none = tmp_path / "none"
+    missing = CliRunner().invoke(cli, ["virtualize", str(beamtime.path), "-o", str(none), "--verify"])
+    assert missing.exit_code == 2 and "no virtual repository here to verify" in missing.stderr
+    assert not os.path.exists(none)  # verifying writes nothing

@@ -23,13 +23,21 @@ __all__ = ["virtualize_command"]
               help="Repository folder: new, empty, or one written before for this beamtime (then appended to).")
 @click.option("--run", "runs", multiple=True, help="Only this run (uid or unique prefix; repeat for several).")
 @click.option("--skip-unmappable", is_flag=True, help="Leave out runs whose frames cannot be referenced chunk by chunk.")
+@click.option("--verify", is_flag=True,
+              help="Write nothing: list the runs of OUT that no longer match PATH (exit 1 if any).")
 @co_progress_option
-def virtualize_command(path: Path, out: Path, runs: tuple[str, ...], skip_unmappable: bool, progress: bool) -> None:
+@click.pass_context
+def virtualize_command(
+    ctx: click.Context, path: Path, out: Path, runs: tuple[str, ...], skip_unmappable: bool, verify: bool, progress: bool
+) -> None:
     """Write beamtime PATH into the Icechunk repository OUT: frames referenced where they lie, nothing copied.
 
     Any Zarr reader then opens a run with xarray, zarr and icechunk alone:
     xr.open_zarr(session.store, group="UID/primary"). Run it again to add new
-    runs and new events of runs still open, as a new commit.
+    runs and new events of runs still open, and to reference again the runs
+    whose chunk files changed since (a restore, a copy without times), as a
+    new commit. --verify only says which runs no longer match (file sizes
+    and times are compared; no frame is read).
     """
     try:
         import icechunk
@@ -39,6 +47,18 @@ def virtualize_command(path: Path, out: Path, runs: tuple[str, ...], skip_unmapp
         raise BadInput(f"virtualize needs the 'virtual' extra: pip install 'intake-resonance[virtual]' ({exc})") from exc
     if "ICECHUNK_LOG" not in os.environ:
         icechunk.set_logs_filter("error")  # its warnings would break the one-line rule on stderr
+    if verify:
+        from ..virtual.write import verify_virtual
+
+        try:
+            stale = verify_virtual(path, out)
+        except icechunk.IcechunkError as exc:
+            raise BadInput(f"{out}: Icechunk failed: {first_line(exc)}") from exc
+        for uid, reason in stale.items():
+            click.echo(f"stale run {uid}: {reason}")
+        what = f"{len(stale)} run(s) no longer match: run virtualize again to reference them anew" if stale else "true"
+        click.echo(f"{out}: {what}", err=True)
+        ctx.exit(1 if stale else 0)
     try:
         report = virtualize(path, out, list(runs) or None, skip_unmappable=skip_unmappable, progress=progress)
     except icechunk.IcechunkError as exc:
@@ -47,6 +67,8 @@ def virtualize_command(path: Path, out: Path, runs: tuple[str, ...], skip_unmapp
         click.echo(f"skipped run {uid}: {' '.join(reason.split())}", err=True)
     commit = f"snapshot {report.snapshot_id}" if report.snapshot_id else "nothing new, no commit"
     click.echo(
-        f"{report.target}: {len(report.written)} run(s) written, {len(report.unchanged)} unchanged, "
+        f"{report.target}: {len(report.written)} run(s) written"
+        + (f" ({len(report.refreshed)} because their chunk files changed)" if report.refreshed else "")
+        + f", {len(report.unchanged)} unchanged, "
         f"{len(report.skipped)} skipped, {report.chunks} frame(s) referenced; {commit}"
     )

@@ -92,11 +92,15 @@ class ChunkMap:
         links resolved); ``""`` when absent.
     lengths : ndarray of uint64
         Per event, the chunk file's size in bytes (0 when absent).
+    mtimes : ndarray of int64
+        Per event, the chunk file's modification time in ns (0 when absent):
+        with the sizes, what tells a rewritten chunk file from the one referenced.
     """
 
     metadata: dict[str, Any]
     paths: np.ndarray
     lengths: np.ndarray
+    mtimes: np.ndarray
 
     @property
     def n_chunks(self) -> int:
@@ -188,7 +192,8 @@ def chunk_map(
     shape = refs.frame_shape
     if shape is None or not refs.groups:  # a declared field without any frame yet: every chunk absent
         full = (n, *(shape or (0, 0)))
-        return ChunkMap(_metadata(_plain_codecs(dtype), dtype, full, dims), np.full(n, "", dtype=object), np.zeros(n, np.uint64))
+        none = np.full(n, "", dtype=object)
+        return ChunkMap(_metadata(_plain_codecs(dtype), dtype, full, dims), none, np.zeros(n, np.uint64), np.zeros(n, np.int64))
     arrays = [open_zarr_array(store, group, **where) for group in refs.groups]
     common: dict[str, Any] | None = None
     for group, arr in zip(refs.groups, arrays):
@@ -219,11 +224,11 @@ def chunk_map(
             )
         common = this
     assert common is not None
-    paths, lengths = _chunk_files(store, refs, arrays, real_root, where)
+    paths, lengths, mtimes = _chunk_files(store, refs, arrays, real_root, where)
     md = dict(common)
     if np.any(refs.group < 0):  # events without frames: promoted to float (as the engine does), gaps NaN
         md = _promoted(md, np.dtype(refs.dtype or dtype), np.dtype(dtype))
-    return ChunkMap(_metadata(md["codecs"], np.dtype(dtype), (n, *shape), dims, base=md), paths, lengths)
+    return ChunkMap(_metadata(md["codecs"], np.dtype(dtype), (n, *shape), dims, base=md), paths, lengths, mtimes)
 
 
 def _v3_metadata(arr: Any, group: str, store: BeamtimeStore, where: dict[str, Any]) -> dict[str, Any]:
@@ -300,10 +305,11 @@ def json_ready(value: Any) -> Any:
 
 def _chunk_files(
     store: BeamtimeStore, refs: FrameRefs, arrays: list[Any], real_root: str, where: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(refs)
     paths = np.full(n, "", dtype=object)
     lengths = np.zeros(n, dtype=np.uint64)
+    mtimes = np.zeros(n, dtype=np.int64)
     fill = absent_chunks_policy() == "fill"
     for i in np.flatnonzero(refs.group >= 0):
         g, index, seq = int(refs.group[i]), int(refs.index[i]), int(refs.seq_num[i])
@@ -329,7 +335,8 @@ def _chunk_files(
             raise FrameDecodeError(f"chunk {key!r} resolves to {real}, outside {real_root}", store.root, **where, seq_num=seq)
         paths[i] = os.path.relpath(real, real_root).replace(os.sep, "/")
         lengths[i] = st.st_size
-    return paths, lengths
+        mtimes[i] = st.st_mtime_ns
+    return paths, lengths, mtimes
 
 
 def _promoted(md: dict[str, Any], stored: np.dtype, promoted: np.dtype) -> dict[str, Any]:

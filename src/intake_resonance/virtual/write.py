@@ -8,17 +8,21 @@ scalar columns as native arrays, each frame variable as virtual chunks, one
 per event, pointing at the chunk files of the beamtime's ``.zarr``.
 
 Running it again on the same target appends: runs not yet in the repository
-are added, a run that was still open when last written is written again
-whole if it changed (new events, frames, streams, or it closed), closed runs
-already there are left alone. Each call that changes something is one
-Icechunk commit, so every earlier snapshot stays readable as it was.
+are added, a run written before is written again whole if it changed (new
+events, frames, streams, it closed) or if a chunk file it references changed
+since (a restore, a copy that did not keep times, a demo written again: its
+size or modification time differ), other runs are left alone. Each call that
+changes something is one Icechunk commit, so every earlier snapshot stays
+readable as it was. :func:`verify_virtual` (``virtualize --verify``) says
+which runs of a repository no longer match their beamtime, without writing.
 
 Nothing in the beamtime is ever written: the ``.db`` is opened read-only and
-of the store only array metadata and file sizes are read.
+of the store only array metadata and file sizes and times are read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -28,16 +32,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..beamtime import records
-from ..beamtime.errors import NotVirtualizableError, VirtualTargetError
+from ..beamtime.errors import BeamtimeError, NotVirtualizableError, VirtualTargetError
 from ..beamtime.format import Database
 from ..beamtime.store import BeamtimeStore
 from ..datasets.attrs import run_attrs
 from ..datasets.location import open_database
 from .dataset import VirtualRun, encoded_attrs, virtual_run_dataset
-from .repository import CONTAINER, MARK, check_target, first_line, new_mark, open_repository
+from .repository import CONTAINER, MARK, check_target, first_line, new_mark, open_repository, read_mark
 
-__all__ = ["VirtualizeReport", "virtualize"]
+__all__ = ["VirtualizeReport", "verify_virtual", "virtualize"]
 
 
 
@@ -57,6 +63,9 @@ class VirtualizeReport:
         Runs written (new ones, and open runs written again).
     unchanged : list of str
         Runs already in the repository as they are now.
+    refreshed : list of str
+        Runs written again (so also in ``written``) only because chunk files
+        they reference changed since they were referenced.
     skipped : dict of str to str
         Runs left out with ``skip_unmappable=True``, with the reason.
     chunks : int
@@ -68,6 +77,7 @@ class VirtualizeReport:
     created: bool = False
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     chunks: int = 0
 
@@ -156,19 +166,18 @@ def _append(
     with tqdm(uids, unit="run", desc="virtualize", disable=not progress, file=sys.stderr) as bar:
         for uid in bar:
             entry = known.get(uid)
-            if entry is not None and entry.get("closed"):
-                report.unchanged.append(uid)
-                continue
             built = _build(db, store, uid, skip_unmappable, report)
             if built is None:
                 continue
             run, streams = built
-            signature = _signature(run, streams)
+            signature, files = _signature(run, streams), _files(streams)
             if entry is not None and entry.get("signature") == signature:
-                report.unchanged.append(uid)
-                continue
+                if entry.get("files") == files:
+                    report.unchanged.append(uid)
+                    continue
+                report.refreshed.append(uid)  # the same run, its chunk files rewritten: reference them again
             _write_run(session, root, db, run, streams, stamp, replace=entry is not None)
-            known[uid] = {"closed": run.time_stop is not None, "signature": signature}
+            known[uid] = {"closed": run.time_stop is not None, "signature": signature, "files": files}
             report.written.append(uid)
             report.chunks += sum(v.n_chunks for v in streams.values())
     if report.written:
@@ -216,6 +225,69 @@ def _signature(run: records.RunRecord, streams: dict[str, VirtualRun]) -> str:
         "streams": {name: [dict(v.dataset.sizes), v.n_chunks, sorted(map(str, v.dataset.variables))] for name, v in streams.items()},
     }
     return json.dumps(state, sort_keys=True, default=str)
+
+
+def _files(streams: dict[str, VirtualRun]) -> str:
+    """A digest of every chunk file a run references: its key, size and modification time (stat only, no read)."""
+    h = hashlib.sha256()
+    for name in sorted(streams):
+        for var, chunk_map in sorted(streams[name].maps.items()):
+            h.update(f"{name}/{var}\0".encode())
+            h.update("\0".join(map(str, chunk_map.paths.tolist())).encode())
+            h.update(np.ascontiguousarray(chunk_map.lengths).tobytes())
+            h.update(np.ascontiguousarray(chunk_map.mtimes).tobytes())
+    return h.hexdigest()
+
+
+def verify_virtual(beamtime: Database | str | os.PathLike[str], target: str | os.PathLike[str]) -> dict[str, str]:
+    """The runs of a virtual repository that no longer match their beamtime, and why; nothing is written.
+
+    Each run the repository holds is compared with the beamtime now: its
+    rows (events, streams, status) and every chunk file it references (size
+    and modification time; no frame is read).
+
+    Parameters
+    ----------
+    beamtime : Database or path
+        The beamtime the repository was written for.
+    target : str or Path
+        The repository folder.
+
+    Returns
+    -------
+    dict of str to str
+        uid -> one line: what changed. Empty when the repository is true.
+        ``virtualize(beamtime, target)`` references the changed runs again.
+    """
+    with open_database(beamtime) as db:
+        out = check_target(target, db.path)
+        if not out.is_dir() or not any(out.iterdir()):  # open_repository would make one: verifying writes nothing
+            raise VirtualTargetError("no virtual repository here to verify", out)
+        repo = open_repository(out, Path(os.path.realpath(db.path)))[0]
+        store = BeamtimeStore(db.zarr_path)
+        mark = _root_mark(repo)
+        stale: dict[str, str] = {}
+        for uid, entry in (mark.get("runs") or {}).items():
+            if records.get_run(db, uid) is None:
+                stale[uid] = "the run is no longer in the beamtime"
+                continue
+            try:
+                built = _build(db, store, uid, False, VirtualizeReport(out))
+            except BeamtimeError as exc:
+                stale[uid] = f"its frames cannot be referenced now: {first_line(exc)}"
+                continue
+            assert built is not None  # not skipped: skip_unmappable is False
+            run, streams = built
+            if entry.get("signature") != _signature(run, streams):
+                stale[uid] = "the run changed (events, streams or status) since it was written"
+            elif entry.get("files") != _files(streams):
+                stale[uid] = "chunk files it references changed since (size or modification time)"
+        return stale
+
+
+def _root_mark(repo: Any) -> dict[str, Any]:
+    mark = read_mark(repo.readonly_session("main"))
+    return dict(mark or {})
 
 
 def _write_run(
