@@ -10,8 +10,10 @@ which never reads outside the store.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
+import stat
 import threading
 import weakref
 from collections.abc import Iterator
@@ -33,7 +35,10 @@ from .errors import (
 if TYPE_CHECKING:
     from .store import BeamtimeStore
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_COLUMNS", "Database", "zarr_path_for", "array_path", "busy_timeout", "file_identity"]
+__all__ = [
+    "SCHEMA_VERSION", "REQUIRED_COLUMNS", "COMPANIONS", "Database", "zarr_path_for", "array_path", "busy_timeout",
+    "file_identity", "irregular_companion", "read_head",
+]
 
 #: Newest schema version this package reads (``PRAGMA user_version``).
 SCHEMA_VERSION = 2
@@ -87,6 +92,39 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     # Extended codes (SQLITE_BUSY_SNAPSHOT, ...) keep the primary code in the low byte.
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+#: What SQLite opens beside a database: a pipe or device there would block every open.
+COMPANIONS = ("-journal", "-wal", "-shm")
+
+
+def read_head(path: str | Path, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of the regular file ``path``; a pipe or device is an ``OSError``, never a wait.
+
+    Opened non-blocking and checked with ``fstat`` before anything is read:
+    opening a named pipe for reading would otherwise wait for a writer, and a
+    character device never ends.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
+
+def irregular_companion(path: Path) -> Path | None:
+    """A ``-journal``, ``-wal`` or ``-shm`` beside ``path`` that exists but is not a regular file; None if there is none."""
+    for suffix in COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            mode = os.stat(companion).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            return companion
+    return None
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:
@@ -216,7 +254,10 @@ class Database:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().absolute()  # the same file after a chdir
         if not self.path.is_file():
-            what = "is a directory, not a beamtime .db file" if self.path.is_dir() else "does not exist"
+            if self.path.is_dir():
+                what = "is a directory, not a beamtime .db file"
+            else:
+                what = "is not a regular file (a pipe, socket or device)" if self.path.exists() else "does not exist"
             raise BeamtimeNotFoundError(f"beamtime database {what}", self.path)
         self._slot = _ConnectionSlot()
         self._immutable = False
@@ -242,8 +283,7 @@ class Database:
     def _is_wal_file(self) -> bool:
         # Header bytes 18/19 (file format write/read version) are 2 in WAL mode.
         try:
-            with open(self.path, "rb") as fh:
-                head = fh.read(20)
+            head = read_head(self.path, 0, 20)
         except OSError:
             return False
         return len(head) == 20 and head[18] == 2 and head[19] == 2
@@ -268,6 +308,12 @@ class Database:
             self._conn.close()
             self._conn = None
         if self._conn is None:
+            odd = irregular_companion(self.path)
+            if odd is not None:  # SQLite would open it and wait (a pipe) or read without end (a device)
+                raise BeamtimeFormatError(
+                    f"{odd.name} beside the database is not a regular file (a pipe, socket or device); refusing to open",
+                    self.path,
+                )
             try:
                 try:
                     conn, immutable = self._open(immutable=False), False
@@ -382,9 +428,7 @@ class Database:
         """
         try:
             st = os.stat(self.path)
-            with open(self.path, "rb") as fh:
-                fh.seek(24)
-                counter = fh.read(4)
+            counter = read_head(self.path, 24, 4)
         except OSError:
             return ("gone", str(self.path))
         try:
@@ -462,10 +506,9 @@ class Database:
     # -- schema -----------------------------------------------------------
     def _check_schema(self) -> int:
         try:
-            with open(self.path, "rb") as fh:
-                head = fh.read(16)
+            head = read_head(self.path, 0, 16)
         except OSError as exc:
-            raise BeamtimeNotFoundError(f"cannot read beamtime database: {exc}", self.path) from exc
+            raise BeamtimeNotFoundError(f"cannot read beamtime database: {exc.strerror or exc}", self.path) from exc
         if head != b"SQLite format 3\x00":
             raise BeamtimeFormatError("not a SQLite database (bad file header)", self.path)
         (version,) = self.query("PRAGMA user_version")[0]

@@ -153,7 +153,8 @@ class BeamtimeStore(Store):
                 os.close(fd)
                 fd = inner
             try:
-                return os.open(rel[-1], follow_none, dir_fd=fd)
+                # Non-blocking: a named pipe opens at once (and is refused by its type) instead of waiting.
+                return os.open(rel[-1], follow_none | os.O_NONBLOCK, dir_fd=fd)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise swapped from None
@@ -177,9 +178,13 @@ class BeamtimeStore(Store):
         is_chunk = key.rsplit("/", 1)[-1] not in METADATA_NAMES
         try:
             fd = self._open_inside(key)
-            if stat.S_ISDIR(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
                 os.close(fd)
                 raise IsADirectoryError(key)
+            if not stat.S_ISREG(mode):  # a pipe would block, a device never end
+                os.close(fd)
+                raise FrameDecodeError(f"{key!r} is not a regular file (a pipe, socket or device); refusing to read it", self.root)
             with open(fd, "rb") as fh:
                 return _read_range(fh, byte_range)
         except (FileNotFoundError, NotADirectoryError):
