@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .bounds import bound_for
 from .errors import (
     BeamtimeError,
     BeamtimeReplacedError,
@@ -297,6 +298,9 @@ class FrameStack:
             problems = array_layout_problems(arr, group, self.frame_shape, self.stored_dtype)
             if problems:
                 raise FrameMismatchError(problems[0], self.store, **where)
+            bound = bound_for(arr)
+            if bound is not None:  # no chunk of it is decoded beyond what a chunk can hold (bounds.py)
+                self._zstore.bound(group, bound)
             direct = ZstdFrames.for_array(arr, self._zstore, group)
             with self._lock:
                 self._arrays[g] = arr
@@ -327,7 +331,12 @@ class FrameStack:
             try:
                 self._read_frames(int(g), arr, idx, rows, out)
             except MemoryError:
-                raise
+                raise FrameDecodeError(
+                    f"ran out of memory decoding frames of array {self.refs.groups[g]!r} ({len(idx)} frames of "
+                    f"{self.frame_shape} {self.dtype})",
+                    self.store,
+                    **self._where(int(seq[0])),
+                ) from None
             except Exception as exc:
                 raise self._failed_frame(int(g), arr, idx, seq, exc) from exc
         return out
@@ -365,7 +374,8 @@ class FrameStack:
         where = self._where(seq_num)
         ours = _our_error(exc)
         if ours is not None:  # the store's own refusal, now with the frame's place
-            return type(ours)(ours.message, ours.path or self.store, **where)
+            message = ours.message if ours.message.startswith("frame ") else f"frame {index} of array {group!r}: {ours.message}"
+            return type(ours)(message, ours.path or self.store, **where)
         return FrameDecodeError(
             f"frame {index} of array {group!r} does not decode: {type(exc).__name__}: {exc}", self.store, **where
         )

@@ -43,6 +43,7 @@ from typing import Any
 from zarr.abc.store import OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.buffer import default_buffer_prototype
 
+from .bounds import MAX_METADATA_BYTES, ChunkBound, check_chunk, max_chunk_file
 from .errors import FrameDecodeError, FramesMissingError, StoreEscapeError
 
 __all__ = ["BeamtimeStore", "METADATA_NAMES", "absent_chunks_policy", "open_array"]
@@ -90,6 +91,23 @@ class BeamtimeStore(Store):
         super().__init__(read_only=True)
         self.root = Path(root)
         self._real_root = os.path.realpath(self.root)
+        self._bounds: dict[str, ChunkBound] = {}
+
+    def bound(self, group: str, bound: ChunkBound) -> None:
+        """Check every whole chunk of the array at ``group`` against ``bound`` before it is returned (:mod:`.bounds`)."""
+        self._bounds[group.strip("/")] = bound
+
+    def _bound_of(self, key: str) -> ChunkBound | None:
+        for group, bound in self._bounds.items():
+            if key.startswith(group + "/"):
+                return bound
+        return None
+
+    def _check_bound(self, key: str, raw: bytes) -> None:
+        bound = self._bound_of(key)
+        why = None if bound is None else check_chunk(raw, bound)
+        if why is not None:
+            raise FrameDecodeError(f"chunk {key!r} does not decode: it {why} (refused before decoding)", self.root)
 
     # -- the boundary ---------------------------------------------------------
     def path_of(self, key: str) -> Path:
@@ -186,7 +204,19 @@ class BeamtimeStore(Store):
                 os.close(fd)
                 raise FrameDecodeError(f"{key!r} is not a regular file (a pipe, socket or device); refusing to read it", self.root)
             with open(fd, "rb") as fh:
-                return _read_range(fh, byte_range)
+                if not is_chunk and os.fstat(fh.fileno()).st_size > MAX_METADATA_BYTES:
+                    raise FrameDecodeError(f"{key!r} is larger than {MAX_METADATA_BYTES} bytes: no metadata document is", self.root)
+                bound = self._bound_of(key) if is_chunk and byte_range is None else None
+                if bound is not None and os.fstat(fh.fileno()).st_size > max_chunk_file(bound.decoded):
+                    raise FrameDecodeError(  # refused before a byte is read
+                        f"chunk {key!r} does not decode: it is larger than {max_chunk_file(bound.decoded)} bytes, more "
+                        f"than a chunk of {bound.decoded} bytes can need (refused before reading)",
+                        self.root,
+                    )
+                raw = _read_range(fh, byte_range)
+            if bound is not None:
+                self._check_bound(key, raw)
+            return raw
         except (FileNotFoundError, NotADirectoryError):
             if is_chunk and absent_chunks_policy() == "raise":
                 raise FramesMissingError(

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import FrameDecodeError
 from .store import BeamtimeStore
 
 __all__ = ["ZstdFrames", "decode_threads", "layout_mismatch", "zstd_content_size"]
@@ -198,17 +199,21 @@ class ZstdFrames:
         if raw is None:  # resonance.absent-chunks = "fill": as Zarr reads it
             out[...] = self.fill_value
             return
-        if zstd_content_size(raw) == self.dtype.itemsize * int(np.prod(self.frame_shape)):
-            target = out if out.dtype == self.dtype else np.empty(self.frame_shape, self.dtype)
-            try:
-                self.codec.decode(raw, out=target)  # in place: no buffer of its own, no copy out of it
-            except Exception:  # noqa: BLE001 - Zarr reads it below and raises its own error
-                pass
-            else:
-                if target is not out:
-                    out[...] = target
-                return
-        out[...] = self.arr[index]  # not what this layout promises: let Zarr decide
+        expected = self.dtype.itemsize * int(np.prod(self.frame_shape))
+        declared = zstd_content_size(raw)
+        if declared != expected:
+            # Never handed to Zarr: its decoder would grow a buffer as far as the stream says.
+            said = "declares no content size" if declared is None else f"declares {declared} bytes"
+            raise FrameDecodeError(
+                f"chunk {self._chunk_key(index)!r} does not decode: it {said}, not the frame's {expected}", self.store.root
+            )
+        target = out if out.dtype == self.dtype else np.empty(self.frame_shape, self.dtype)
+        try:
+            self.codec.decode(raw, out=target)  # in place, into exactly one frame: no buffer of its own
+        except Exception as exc:  # noqa: BLE001 - the codec's errors are plain RuntimeErrors
+            raise FrameDecodeError(f"chunk {self._chunk_key(index)!r} does not decode: {exc}", self.store.root) from None
+        if target is not out:
+            out[...] = target
 
     def _read_many(self, pairs: list[tuple[int, int]], out: np.ndarray) -> None:
         for row, index in pairs:
