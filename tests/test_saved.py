@@ -46,7 +46,8 @@ def _kinds(runs: RunSet) -> dict[str, xr.Dataset]:
     kinds = {f"run {i} ({runs.entry_metadata(u)['plan_name']})": runs.open(u) for i, u in enumerate(runs.uids())}
     kinds["many runs, bulk"] = runs.narrow(plan_name="en_scan").datasets()[0]
     kinds["stack of scalar runs (padded)"] = runs.narrow(plan_name="nexafs").stack(by="uid")
-    kinds["stack of frames (padded, aligned)"] = runs.narrow(plan_name="en_scan").stack(align=["energy_position", "polarization_position"], by="uid")
+    en_scans = runs.narrow(plan_name="en_scan")
+    kinds["stack of frames (padded, aligned)"] = en_scans.stack(align=["energy_position", "polarization_position"], by="uid")
     kinds["to_pyhyper, unstacked"] = to_pyhyper(rsoxs.datasets(), stacked=False, by="sample_name").to_dataset(name="I")
     return kinds
 

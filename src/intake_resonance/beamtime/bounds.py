@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_METADATA_BYTES", "ChunkBound", "bound_for", "check_chunk", "max_chunk_file"]
+__all__ = ["MAX_METADATA_BYTES", "ChunkBound", "bound_for", "check_chunk", "max_chunk_file", "zstd_content_size"]
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -49,10 +49,23 @@ class ChunkBound:
     codec: str | None
 
 
-def _zstd_declared(raw: bytes) -> int | None:
-    from .zstd_frames import zstd_content_size
+def zstd_content_size(raw: bytes) -> int | None:
+    """The decoded size a zstd frame header declares, or None when it declares none.
 
-    return zstd_content_size(raw)
+    Decoding in place must know the size first: a frame that decodes to
+    fewer bytes than a frame of the array would leave the rest of the
+    output unwritten. Layout from RFC 8878, section 3.1.1.1.
+    """
+    if len(raw) < 6 or raw[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    descriptor = raw[4]
+    single_segment = (descriptor >> 5) & 1
+    field_size = (single_segment, 2, 4, 8)[descriptor >> 6]
+    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
+    if field_size == 0 or len(raw) < start + field_size:
+        return None
+    size = int.from_bytes(raw[start : start + field_size], "little")
+    return size + 256 if field_size == 2 else size
 
 
 def check_chunk(raw: bytes, bound: ChunkBound) -> str | None:
@@ -63,7 +76,7 @@ def check_chunk(raw: bytes, bound: ChunkBound) -> str | None:
     if codec == "zstd" or (codec is None and raw[:4] == _ZSTD_MAGIC):
         if raw[:4] != _ZSTD_MAGIC:
             return "is not a zstd frame"
-        declared = _zstd_declared(raw)
+        declared = zstd_content_size(raw)
         if declared is None:
             return "is a zstd frame that declares no content size (its decoded size cannot be bounded)"
         if declared > bound.decoded:

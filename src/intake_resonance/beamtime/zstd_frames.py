@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .bounds import zstd_content_size
 from .errors import FrameDecodeError
 from .store import BeamtimeStore
 
@@ -96,25 +97,6 @@ def _frame_pool(threads: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="resonance-frames")
         return pool
-
-
-def zstd_content_size(raw: bytes) -> int | None:
-    """The decoded size a zstd frame header declares, or None when it declares none.
-
-    Decoding in place must know the size first: a frame that decodes to
-    fewer bytes than a frame of the array would leave the rest of the
-    output unwritten. Layout from RFC 8878, section 3.1.1.1.
-    """
-    if len(raw) < 6 or raw[:4] != b"\x28\xb5\x2f\xfd":
-        return None
-    descriptor = raw[4]
-    single_segment = (descriptor >> 5) & 1
-    field_size = (single_segment, 2, 4, 8)[descriptor >> 6]
-    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
-    if field_size == 0 or len(raw) < start + field_size:
-        return None
-    size = int.from_bytes(raw[start : start + field_size], "little")
-    return size + 256 if field_size == 2 else size
 
 
 def layout_mismatch(arr: Any) -> str | None:

@@ -22,7 +22,7 @@ field and a JSON ``null`` are treated alike):
 - all integers -> int64; with gaps -> float64 with NaN;
 - any float (or ints and floats) -> float64, gaps NaN;
 - all booleans -> bool; with gaps -> float64 (1.0 / 0.0 / NaN);
-- strings -> str; with gaps -> object (xarray shows the gaps as NaN);
+- strings -> object holding str (variable width); gaps None;
 - equal-length lists -> a 2-D variable ``(time, <field>_dim_0)``;
 - anything else (mixed kinds, ragged lists) -> object, values as stored.
 

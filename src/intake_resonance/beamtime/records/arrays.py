@@ -6,7 +6,8 @@ treated alike):
 - all integers -> int64; with gaps -> float64 with NaN;
 - any float (or ints and floats) -> float64, gaps NaN;
 - all booleans -> bool; with gaps -> float64 (1.0 / 0.0 / NaN);
-- strings -> str; with gaps -> object (None for the gaps);
+- strings -> object holding ``str`` (variable width: a 1 MB string among
+  300 events is 1 MB, not 300 times the longest); with gaps, None for them;
 - equal-length lists -> a 2-D array ``(events, length)``;
 - anything else (mixed kinds, ragged lists) -> object, values as stored.
 
@@ -69,9 +70,7 @@ def column_array(values: np.ndarray | list[Any]) -> tuple[np.ndarray, bool]:
         if not has_gaps:
             return np.array(values, dtype=bool), False
         return np.array([np.nan if v is None else float(v) for v in values]), False
-    if kind == "string":
-        if not has_gaps:
-            return np.array(values, dtype=str), False
+    if kind == "string":  # variable width (object), never as wide as the widest times the rows; gaps None
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out, False

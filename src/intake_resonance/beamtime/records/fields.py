@@ -147,7 +147,8 @@ def _fields(
 def _value_layout(values: list[Any]) -> tuple[str, tuple[int, ...]]:
     present = [v for v in values if v is not MISSING]
     arr, is_2d = column_array(present or [None])
-    kind = "str" if arr.dtype.kind == "U" else arr.dtype.name
+    text = arr.dtype.kind == "U" or (arr.dtype == object and all(isinstance(v, str) for v in present))
+    kind = "str" if text and present else arr.dtype.name
     return kind, tuple(arr.shape[1:]) if is_2d else ()
 
 
