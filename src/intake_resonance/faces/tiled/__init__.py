@@ -52,6 +52,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._bounded import AnswerFormat
 from ._http import KeyRequired
 from .containers import DEFAULT_CACHE_SIZE, DEFAULT_TTL, BeamtimeAdapter
 from .folder import FolderAdapter
@@ -207,5 +208,6 @@ def build_server(
         access_policy=KeyRequired(),
         compression_registry=compression_registry(),
     )
+    app.add_middleware(AnswerFormat)  # whole answers are bounded by the format asked for (_bounded.py)
     app.add_middleware(KeyGuard, key=api_key, inner_key=inner, public=public)
     return app, api_key, source

@@ -14,8 +14,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
-from fastapi import HTTPException
 from tiled.adapters.array import ArrayAdapter
 from tiled.adapters.xarray import DatasetAdapter
 from tiled.ndslice import NDBlock
@@ -28,22 +26,19 @@ from ...beamtime.format import Database
 from ...beamtime.frames import FrameStack
 from ...beamtime.names import image_dims, original_name
 from ...datasets.open import open_run_dataset, run_attrs
+from ._bounded import StreamDataset, TextArrayAdapter, refuse_beyond
 from ._http import bad_request, served
 
 __all__ = ["DEFAULT_MAX_BYTES", "FrameArrayAdapter", "StreamMap", "run_metadata", "stream_dataset"]
 
 #: Largest frame read one request may ask for: 256 MiB (64 frames of 1024 x 1024 int32).
 DEFAULT_MAX_BYTES = 256 * 2**20
-TOO_LARGE = 413
 
-def _variable_adapter(name: str, var: Any, spec: str) -> ArrayAdapter:
-    """A scalar column (or a lazy all-NaN frame variable) as a tiled array."""
-    data = var.data
-    if getattr(data, "dtype", None) == np.dtype(object):
-        # tiled serves no object arrays: strings with gaps (None -> "") and
-        # mixed values (as JSON text) become fixed-width text.
-        data = np.array([v if isinstance(v, str) else "" if v is None else orjson.dumps(v).decode() for v in data])
-    return ArrayAdapter.from_array(data, dims=tuple(var.dims), metadata={"attrs": dict(var.attrs)}, specs=[Spec(spec)])
+def _variable_adapter(name: str, var: Any, spec: str, max_bytes: int) -> ArrayAdapter:
+    """A scalar column (or a lazy all-NaN frame variable) as a tiled array; text is made fixed-width only when read."""
+    if getattr(var.data, "dtype", None) == np.dtype(object):
+        return TextArrayAdapter(var.values, tuple(var.dims), dict(var.attrs), spec, max_bytes)
+    return ArrayAdapter.from_array(var.data, dims=tuple(var.dims), metadata={"attrs": dict(var.attrs)}, specs=[Spec(spec)])
 
 
 class FrameArrayAdapter(ArrayAdapter):
@@ -89,12 +84,7 @@ class FrameArrayAdapter(ArrayAdapter):
         except (IndexError, TypeError, ValueError) as exc:
             raise bad_request(f"cannot slice frames of shape {self.stack.shape} with {key!r}: {exc}") from exc
         nbytes = math.prod(shape) * np.dtype(self.stack.dtype).itemsize
-        if nbytes > self.max_bytes:
-            raise HTTPException(
-                status_code=TOO_LARGE,
-                detail=f"the answer would hold {nbytes} bytes, more than this server's limit of {self.max_bytes}; "
-                "read the frames block by block or a smaller slice",
-            )
+        refuse_beyond(nbytes, self.max_bytes, "read the frames block by block or a smaller slice")
 
 
 def _frame_field(name: str, var: Any) -> str | None:
@@ -126,7 +116,7 @@ def stream_dataset(
                 refs = None if field is None else records.frame_refs(db, uid, field, stream)
                 if field is None or refs is None or refs.frame_shape is None:
                     # scalars, and a declared image field without frames (all NaN)
-                    contents[name] = _variable_adapter(name, var, "xarray_data_var")
+                    contents[name] = _variable_adapter(name, var, "xarray_data_var", max_bytes)
                 elif not np.array_equal(refs.seq_num, seq_num):
                     changed = True  # a commit landed between the two reads: read again
                     break
@@ -134,12 +124,12 @@ def stream_dataset(
                     stack = FrameStack(db.zarr_path, refs, db.path, run=uid, stream=stream, field=field, identity=db.identity)
                     contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs), max_bytes)
             for key, var in ds.coords.items():
-                contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord")
+                contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord", max_bytes)
             attrs = dict(ds.attrs)
         finally:
             ds.close()
         if not changed:
-            return DatasetAdapter(contents, metadata={"attrs": attrs}, specs=[Spec("xarray_dataset")])
+            return StreamDataset.of(contents, attrs, max_bytes)
     raise BeamtimeDataError("the run kept changing while it was read; try again", db.path, run=uid, stream=stream)
 
 

@@ -1,0 +1,69 @@
+"""A served answer is bounded as a whole, and a format the server cannot make is a 406, never a 500.
+
+In process, through the app ``intake-resonance serve`` runs (its key guard
+and format note included), with a small ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import T0
+
+pytest.importorskip("tiled")
+from starlette.testclient import TestClient  # noqa: E402
+
+from intake_resonance.faces.tiled import build_server  # noqa: E402
+from intake_resonance.tools.writer import BeamtimeWriter  # noqa: E402
+
+KEY = "k" * 16
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, str]:
+    path = tmp_path_factory.mktemp("bt") / "bt.db"
+    with BeamtimeWriter(path) as w:
+        uid = w.open_run("rsoxs", time=T0)
+        w.open_stream("primary", {}, time=T0)
+        for i in range(30):
+            note = "x" * (200_000 if i == 3 else 3)  # one long string among short ones
+            ev = w.write_event({"e": 1.0 * i, "note": note}, time=T0 + i)
+            w.write_image(ev, "a", np.ones((60, 60), np.int32))
+            w.write_image(ev, "b", np.ones((50, 70), np.int32))  # a second field: flattening multiplies the dims
+        w.close_run("success", time=T0 + 40)
+    app, _, _ = build_server(path, api_key=KEY, max_bytes=2**20)
+    client = TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Apikey {KEY}"})
+    return client, uid
+
+
+def _get(served: tuple[TestClient, str], route: str, **params: Any) -> Any:
+    client, uid = served
+    return client.get(f"/api/v1/{route}/{uid}/primary", params=params)
+
+
+@pytest.mark.parametrize("fmt", ["application/json", "text/csv", None])
+def test_a_flattened_answer_is_bounded_as_a_whole(served: tuple[TestClient, str], fmt: str | None) -> None:
+    answer = _get(served, "container/full", **({"format": fmt} if fmt else {}))
+    assert answer.status_code == 413 and "more than this server's limit of 1048576" in answer.json()["detail"]
+
+
+def test_binary_formats_count_the_arrays_bytes_and_refuse_what_they_cannot_hold(served: tuple[TestClient, str]) -> None:
+    text = _get(served, "container/full", format="application/x-hdf5")
+    assert text.status_code == 406 and "text columns" in text.json()["detail"]
+    numbers = _get(served, "container/full", format="application/x-hdf5", field=["e", "a"])
+    assert numbers.status_code == 200 and numbers.content[:4] == b"\x89HDF"
+    assert _get(served, "container/full", format="application/x-hdf5", field=["a", "b"]).status_code == 200
+
+
+def test_a_long_text_column_costs_nothing_until_read_and_then_is_bounded(served: tuple[TestClient, str]) -> None:
+    client, uid = served
+    meta = client.get(f"/api/v1/metadata/{uid}/primary/note")
+    assert meta.status_code == 200
+    assert meta.json()["data"]["attributes"]["structure"]["data_type"]["itemsize"] == 4 * 200_000
+    whole = client.get(f"/api/v1/array/full/{uid}/primary/note")
+    assert whole.status_code == 413 and "ask for fewer rows" in whole.json()["detail"]
+    short = client.get(f"/api/v1/array/full/{uid}/primary/note", params={"slice": "0:2", "format": "application/json"})
+    assert short.status_code == 413  # the column is as wide as its longest value: 2 rows of 800 kB pass 1 MiB too
