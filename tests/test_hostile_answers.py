@@ -67,3 +67,28 @@ def test_a_long_text_column_costs_nothing_until_read_and_then_is_bounded(served:
     assert whole.status_code == 413 and "ask for fewer rows" in whole.json()["detail"]
     short = client.get(f"/api/v1/array/full/{uid}/primary/note", params={"slice": "0:2", "format": "application/json"})
     assert short.status_code == 413  # the column is as wide as its longest value: 2 rows of 800 kB pass 1 MiB too
+
+
+def test_no_server_path_in_any_answer(tmp_path: Path) -> None:
+    from hostile import image_array, small_beamtime
+
+    bt = small_beamtime(tmp_path)
+    secret = tmp_path / "private" / "elsewhere.bin"
+    secret.parent.mkdir()
+    secret.write_bytes(b"\0" * 120)
+    chunk = image_array(bt) / "c" / "1" / "0" / "0"
+    chunk.unlink()
+    chunk.symlink_to(secret)  # a link out of the store
+    broken = bt.path.parent / "broken.db"
+    broken.write_bytes(b"not a database at all, just text" * 4)
+    for served in (bt.path, bt.path.parent):  # one beamtime, and its folder
+        app, _, _ = build_server(served, api_key=KEY)
+        client = TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Apikey {KEY}"})
+        base = f"/api/v1/array/full/{'' if served == bt.path else 'beamtime/'}{bt.uids['rsoxs']}/primary/detector_image"
+        answer = client.get(base, params={"slice": "1"})
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert "outside the Zarr store" in detail and str(tmp_path) not in detail and "<a path on the server>" in detail
+        if served != bt.path:
+            listing = client.get("/api/v1/search/", params={"fields": "metadata"}).text
+            assert "broken" in listing and str(tmp_path) not in listing

@@ -10,6 +10,7 @@ else's business.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from tiled.access_control.protocols import AccessPolicy, normalize_access_tags
 
 from ...beamtime.errors import BeamtimeError, BeamtimeNotFoundError, RunNotFoundError, SearchCriterionError
 
-__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "served"]
+__all__ = ["KeyRequired", "bad_request", "http_error", "one_line", "public_text", "served"]
 
 NOT_FOUND = 404
 BAD_REQUEST = 400  # a search naming nothing any run has
@@ -32,11 +33,23 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _without_folder(text: str, path: str | os.PathLike[str] | None) -> str:
-    if not path:
-        return text
-    folder = str(Path(path).parent)
-    return text.replace(folder + os.sep, "") if folder not in ("", ".", os.sep) else text
+_ABSOLUTE = re.compile(r"(?<![\w.])/[^\s'\"),;]+")
+
+
+def public_text(text: str, path: str | os.PathLike[str] | None) -> str:
+    """A message as served: the served file's folder left out, any other absolute path (a link's target) hidden.
+
+    No server path reaches a client: files of the beamtime are named
+    relative to its folder (``bt.db``, ``bt.zarr/runs/...``), anything else
+    as ``<a path on the server>``.
+    """
+    if path:
+        folder = str(Path(path).parent)
+        if folder not in ("", ".", os.sep):
+            text = text.replace(folder + os.sep, "")
+    return _ABSOLUTE.sub("<a path on the server>", text)
+
+
 
 
 def http_error(exc: BeamtimeError) -> HTTPException:
@@ -48,7 +61,7 @@ def http_error(exc: BeamtimeError) -> HTTPException:
         status = BAD_REQUEST
     else:
         status = NOT_FOUND if isinstance(exc, (RunNotFoundError, BeamtimeNotFoundError)) else BROKEN
-    return HTTPException(status_code=status, detail=_without_folder(one_line(exc), exc.path))
+    return HTTPException(status_code=status, detail=public_text(one_line(exc), exc.path))
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from tiled.structures.core import Spec, StructureFamily
 
 from ...beamtime import records
 from ...beamtime.errors import BeamtimeError, RunNotFoundError
-from ._http import bad_request, http_error, one_line, served
+from ._http import bad_request, http_error, one_line, public_text, served
 from ._views import SliceableViews
 from .search import TIME_KEYS, TRANSLATORS, View
 from .served import DEFAULT_CACHE_SIZE, DEFAULT_TTL, Beamtime
@@ -82,7 +82,7 @@ class BeamtimeAdapter(SliceableViews):
         except BeamtimeError as exc:
             if not self._in_folder:
                 raise http_error(exc) from exc
-            meta["error"] = one_line(exc)
+            meta["error"] = public_text(one_line(exc), self._source.path)  # no server path in an answer
         return meta
 
     def structure(self) -> None:
