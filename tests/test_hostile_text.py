@@ -126,3 +126,36 @@ def test_other_text_columns_are_bad_text(tmp_path: Path) -> None:
     with pytest.raises(BadTextError) as info:
         open_run_dataset(str(path), uid)
     assert str(path) in str(info.value) and "not UTF-8" in str(info.value)
+
+
+def test_a_lone_surrogate_escape_is_a_bad_value_and_skip_skips_it(tmp_path):
+    import sqlite3
+    from contextlib import closing
+
+    from conftest import T0
+
+    from intake_resonance import Catalog, RunSet, open_run_dataset
+    from intake_resonance.beamtime.errors import BadJSONError
+    from intake_resonance.tools.writer import BeamtimeWriter
+
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        uids = []
+        for k in range(2):
+            uids.append(w.open_run("scan", time=T0 + 100 * k))
+            w.open_stream("primary", {}, time=T0 + 100 * k)
+            for i in range(3):
+                w.write_event({"e": 1.0 * i, "note": "ok"}, time=T0 + 100 * k + i)
+            w.close_run("success", time=T0 + 100 * k + 10)
+    with closing(sqlite3.connect(path)) as con, con:  # valid JSON, but no text: "\ud800" alone
+        con.execute("UPDATE events SET data = replace(data, '\"ok\"', '\"\\ud800\"') WHERE seq_num = 2 "
+                    "AND stream_uid IN (SELECT uid FROM streams WHERE run_uid = ?)", (uids[0],))
+    for read in (lambda: Catalog(path)[uids[0]].table(), lambda: open_run_dataset(path, uids[0]),
+                 lambda: RunSet(path).events()):
+        with pytest.raises(BadJSONError) as info:
+            read()
+        assert "seq_num 2" in str(info.value) and "lone surrogate" in str(info.value) and uids[0] in str(info.value)
+    df = RunSet(path).events(errors="skip")
+    assert df.attrs["skipped_runs"] == [uids[0]] and set(df.uid) == {uids[1]}
+    st = RunSet(path).stack(errors="skip")
+    assert st.attrs["skipped_runs"] == [uids[0]] and list(st.run.values) == [uids[1]]

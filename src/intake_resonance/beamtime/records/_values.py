@@ -57,9 +57,32 @@ def _loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         try:
-            return json.loads(text)  # a json.JSONDecodeError (ValueError) if truly broken
+            value = json.loads(text)  # a json.JSONDecodeError (ValueError) if truly broken
         except RecursionError:
             raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        # Python's decoder takes a lone surrogate escape ("\ud800"), which is no text: nothing
+        # downstream (UTF-8, Arrow, netCDF, HTTP) can carry it. orjson refuses it; so do we.
+        if _holds_surrogate(value):
+            raise ValueError("a string holds a lone surrogate escape (such as \\ud800), which is not text") from None
+        return value
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Whether any string in ``value`` (keys included) holds a lone UTF-16 surrogate; without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _depth(value: Any) -> int:
