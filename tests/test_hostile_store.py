@@ -145,3 +145,27 @@ def test_store_that_is_itself_a_link_reads(bt: Written, tmp_path: Path, face: st
     frames = got if face == "facade" else got["detector_image"].values
     np.testing.assert_array_equal(frames, bt.frames["rsoxs"])
     assert [f for f in check(bt.path, pixels=True) if f.level == "error"] == []
+
+
+def test_a_deeply_nested_zarr_json_and_a_string_array_are_one_clear_answer(tmp_path):
+    import json
+
+    from hostile import image_array, small_beamtime
+
+    from intake_resonance import check, open_run_dataset
+    from intake_resonance.beamtime.errors import BeamtimeError
+
+    bt = small_beamtime(tmp_path)
+    deep = "[" * 100_000 + "]" * 100_000
+    (bt.path.with_suffix(".zarr") / "runs" / "zarr.json").write_text(
+        '{"zarr_format": 3, "node_type": "group", "attributes": {"x": ' + deep + "}}"
+    )
+    assert check(bt.path) == []  # no RecursionError; the group is no frame array
+    meta = image_array(bt) / "zarr.json"
+    md = json.loads(meta.read_text())
+    md["data_type"] = "string"
+    meta.write_text(json.dumps(md))
+    with pytest.raises(BeamtimeError) as info:
+        open_run_dataset(bt.path, bt.uids["rsoxs"]).detector_image.values
+    assert "metadata Zarr cannot read" in str(info.value) and "seq_num" in str(info.value)
+    assert any("metadata Zarr cannot read" in f.message for f in check(bt.path, pixels=True))
