@@ -49,3 +49,32 @@ def test_threads_share_it_safely() -> None:
     for t in threads:
         t.join(timeout=60)
     assert cache.nbytes == 10 * len(cache) <= 1000
+
+
+def test_an_entry_bound_too_when_asked() -> None:
+    cache: ByteBoundedCache[int, bytes] = ByteBoundedCache(1000, len, max_items=2)
+    for k in range(4):
+        cache.put(k, b"x" * 10)
+    assert len(cache) == 2 and cache.get(0) is None and cache.get(3) == b"x" * 10 and cache.nbytes == 20
+
+
+def test_served_stream_nodes_are_counted_in_bytes(tmp_path) -> None:
+    import pytest
+
+    pytest.importorskip("tiled")
+    from conftest import T0
+
+    from intake_resonance.faces.tiled.served import Beamtime
+    from intake_resonance.tools.writer import BeamtimeWriter
+
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        uid = w.open_run("scan", time=T0)
+        w.open_stream("primary", {}, time=T0)
+        for i in range(100):
+            w.write_event({"e": float(i), "note": "y" * 1000}, time=T0 + i)
+        w.close_run("success", time=T0 + 200)
+    served = Beamtime(path, ttl=1.0, cache_size=8)
+    node = served.stream_node(uid, "primary")
+    assert 100 * 1000 <= node.memory < 200_000  # the text at its own length, the numbers, time and seq_num
+    assert served.stream_node(uid, "primary") is node  # kept

@@ -26,10 +26,13 @@ class ByteBoundedCache[K: Hashable, V]:
         The budget.
     sizeof : callable
         A value's size in bytes (an estimate of what it holds in memory).
+    max_items : int, optional
+        Also keep no more than this many values.
     """
 
-    def __init__(self, max_bytes: int, sizeof: Callable[[V], int]) -> None:
+    def __init__(self, max_bytes: int, sizeof: Callable[[V], int], max_items: int | None = None) -> None:
         self.max_bytes = int(max_bytes)
+        self.max_items = max_items
         self._sizeof = sizeof
         self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._bytes = 0
@@ -63,7 +66,7 @@ class ByteBoundedCache[K: Hashable, V]:
                 return
             self._items[key] = (value, size)
             self._bytes += size
-            while self._bytes > self.max_bytes:
+            while self._bytes > self.max_bytes or (self.max_items is not None and len(self._items) > self.max_items):
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._bytes -= dropped
 

@@ -28,7 +28,7 @@ from tiled.adapters.xarray import DatasetAdapter
 from tiled.structures.array import ArrayStructure, BuiltinDtype
 from tiled.structures.core import Spec
 
-__all__ = ["TOO_LARGE", "AnswerFormat", "StreamDataset", "TextArrayAdapter", "refuse_beyond"]
+__all__ = ["TOO_LARGE", "AnswerFormat", "StreamDataset", "TextArrayAdapter", "held_bytes", "refuse_beyond"]
 
 TOO_LARGE = 413
 NOT_ACCEPTABLE = 406
@@ -70,6 +70,13 @@ def refuse_beyond(nbytes: int, max_bytes: int, hint: str) -> None:
         )
 
 
+def held_bytes(var: Any) -> int:
+    """Bytes a served variable held in memory keeps: its array, and for text each string's own length."""
+    values = var.values
+    extra = sum(len(v) for v in values if isinstance(v, str)) if values.dtype == object else 0
+    return int(values.nbytes) + extra
+
+
 def as_text(value: Any) -> str:
     """A value of a text or mixed column as served: strings as they are, gaps empty, others as JSON."""
     return value if isinstance(value, str) else "" if value is None else orjson.dumps(value).decode()
@@ -105,12 +112,14 @@ class StreamDataset(DatasetAdapter):
     """A stream as tiled's xarray dataset whose whole-container answer is bounded by ``max_bytes``."""
 
     max_bytes: int
+    #: Bytes its arrays hold in memory (scalar columns; text at its own length): what caches count.
+    memory: int
 
     @classmethod
-    def of(cls, contents: dict[str, ArrayAdapter], attrs: dict[str, Any], max_bytes: int) -> StreamDataset:
-        """The container of ``contents`` (tiled's array adapters)."""
+    def of(cls, contents: dict[str, ArrayAdapter], attrs: dict[str, Any], max_bytes: int, memory: int) -> StreamDataset:
+        """The container of ``contents`` (tiled's array adapters), holding ``memory`` bytes."""
         node = cls(contents, metadata={"attrs": attrs}, specs=[Spec("xarray_dataset")])
-        node.max_bytes = int(max_bytes)
+        node.max_bytes, node.memory = int(max_bytes), int(memory)
         return node
 
     def read(self, fields: Any = None) -> Any:

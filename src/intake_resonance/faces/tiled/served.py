@@ -34,6 +34,8 @@ DEFAULT_TTL = 1.0
 DEFAULT_CACHE_SIZE = 8
 #: Bytes of search answers (uid lists) a served beamtime keeps.
 LISTINGS_BYTES = 64 * 2**20
+#: Bytes of built stream nodes (their scalar and text columns) a served beamtime keeps.
+STREAMS_BYTES = 256 * 2**20
 
 
 class Beamtime:
@@ -56,7 +58,10 @@ class Beamtime:
             LISTINGS_BYTES, lambda item: size_of_strings(item[1])
         )
         self._runs: OrderedDict[str, tuple[float, bool, MapAdapter]] = OrderedDict()
-        self._streams: OrderedDict[tuple[str, str], tuple[float, bool, DatasetAdapter]] = OrderedDict()
+        # Built stream nodes hold their scalar columns in memory: kept up to cache_size nodes and STREAMS_BYTES in all.
+        self._streams: ByteBoundedCache[tuple[str, str], tuple[float, bool, DatasetAdapter]] = ByteBoundedCache(
+            STREAMS_BYTES, lambda item: int(getattr(item[2], "memory", 0)), max_items=self.cache_size
+        )
 
     # -- the file ------------------------------------------------------------
     def db(self) -> Database:
@@ -140,17 +145,12 @@ class Beamtime:
         """A stream of a run as tiled's xarray dataset."""
         db = self.db()
         key = (uid, stream)
-        with self._lock:
-            hit = self._streams.get(key)
-            if hit is not None and self._fresh(hit[0], hit[1]):
-                self._streams.move_to_end(key)
-                return hit[2]
+        hit = self._streams.get(key)
+        if hit is not None and self._fresh(hit[0], hit[1]):
+            return hit[2]
         run = records.get_run(db, uid)
         if run is None:
             raise RunNotFoundError("no run has this uid", db.path, run=uid)
         node = stream_dataset(db, uid, stream, max_bytes=self.max_bytes)
-        with self._lock:
-            self._streams[key] = (time.monotonic(), run.time_stop is not None, node)
-            while len(self._streams) > self.cache_size:
-                self._streams.popitem(last=False)
+        self._streams.put(key, (time.monotonic(), run.time_stop is not None, node))
         return node

@@ -26,7 +26,7 @@ from ...beamtime.format import Database
 from ...beamtime.frames import FrameStack
 from ...beamtime.names import image_dims, original_name
 from ...datasets.open import open_run_dataset, run_attrs
-from ._bounded import StreamDataset, TextArrayAdapter, refuse_beyond
+from ._bounded import StreamDataset, TextArrayAdapter, held_bytes, refuse_beyond
 from ._http import bad_request, served
 
 __all__ = ["DEFAULT_MAX_BYTES", "FrameArrayAdapter", "StreamMap", "run_metadata", "stream_dataset"]
@@ -109,7 +109,7 @@ def stream_dataset(
         try:
             seq_num = ds["seq_num"].values
             contents: dict[str, ArrayAdapter] = {}
-            changed = False
+            changed, memory = False, 0
             for key, var in ds.data_vars.items():
                 name = str(key)
                 field = _frame_field(name, var)
@@ -117,6 +117,7 @@ def stream_dataset(
                 if field is None or refs is None or refs.frame_shape is None:
                     # scalars, and a declared image field without frames (all NaN)
                     contents[name] = _variable_adapter(name, var, "xarray_data_var", max_bytes)
+                    memory += held_bytes(var) if isinstance(var.data, np.ndarray) else 0  # a lazy all-NaN field holds nothing
                 elif not np.array_equal(refs.seq_num, seq_num):
                     changed = True  # a commit landed between the two reads: read again
                     break
@@ -125,11 +126,12 @@ def stream_dataset(
                     contents[name] = FrameArrayAdapter(stack, tuple(str(d) for d in var.dims), dict(var.attrs), max_bytes)
             for key, var in ds.coords.items():
                 contents[str(key)] = _variable_adapter(str(key), var, "xarray_coord", max_bytes)
+                memory += held_bytes(var)
             attrs = dict(ds.attrs)
         finally:
             ds.close()
         if not changed:
-            return StreamDataset.of(contents, attrs, max_bytes)
+            return StreamDataset.of(contents, attrs, max_bytes, memory)
     raise BeamtimeDataError("the run kept changing while it was read; try again", db.path, run=uid, stream=stream)
 
 
