@@ -182,6 +182,34 @@ def test_engine_import_is_light_in_a_fresh_interpreter(beamtime: Written) -> Non
     assert got["version"] == version("intake-resonance")
 
 
+_GUESS = """
+import json, sys
+import numpy as np, xarray as xr
+xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(sys.argv[1], engine="h5netcdf")
+before = set(sys.modules)
+from xarray.backends import list_engines
+entry = list_engines()["resonance"]
+guessed = entry.guess_can_open(sys.argv[1])
+ours = sorted(m for m in set(sys.modules) - before if not m.startswith("xarray"))
+with xr.open_dataset(sys.argv[1]) as ds:  # the engine guessed, as any xarray user does
+    total = float(ds.a.sum())
+print(json.dumps({"guessed": guessed, "new": ours, "total": total}))
+"""
+
+
+def test_other_xarray_users_pay_nothing_for_the_engine(tmp_path: Path) -> None:
+    # xarray imports every installed engine's entry point whenever it guesses: ours imports only
+    # the standard library's sqlite3 and our own light modules, and reads 16 bytes of a netCDF file.
+    out = subprocess.run(
+        [sys.executable, "-c", _GUESS, str(tmp_path / "unrelated.nc")], capture_output=True, text=True, check=True, timeout=120
+    )
+    got = json.loads(out.stdout)
+    assert got["guessed"] is False and got["total"] == 3.0
+    heavy = [m for m in got["new"] if m.split(".")[0] not in ("intake_resonance", "sqlite3", "_sqlite3", "orjson")]
+    assert not [m for m in heavy if m.split(".")[0] in ("dask", "zarr", "numcodecs", "sparse", "numba", "scipy")], heavy
+    assert not [m for m in got["new"] if m.startswith(("intake_resonance.datasets", "intake_resonance.beamtime.records"))]
+
+
 def test_package_import_loads_no_face() -> None:
     code = "import sys, intake_resonance; print(sorted(m for m in sys.modules if m.startswith('intake_resonance')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -7,8 +7,9 @@ import pytest
 import xarray as xr
 
 from intake_resonance.beamtime.errors import RunNotFoundError
+from intake_resonance.datasets.engine import split_group
 from intake_resonance.datasets.open import FrameArray, open_run_dataset
-from intake_resonance.faces.xarray_backend import ResonanceBackendEntrypoint, split_group
+from intake_resonance.faces.xarray_backend import ResonanceBackendEntrypoint
 
 
 @pytest.mark.parametrize("form", ["{uid}", "/{uid}", "{uid}/primary", "{p}", "/{p}/primary/"])

@@ -9,24 +9,27 @@ dask arrays with the preferred chunking: whole frames grouped to about
 dask's ``array.chunk-size``, or what ``frame_chunks=`` asks for (an int of
 frames per chunk, a tuple, a dict or ``"auto"``); ``chunks=...`` any other.
 
-This module imports only xarray, dask, NumPy and the reading layers below
-it: xarray imports every installed engine, so it must stay light.
+xarray imports every installed engine's entry point, for every user of
+xarray, whenever it guesses an engine. So this module imports nothing but
+the standard library and ``xarray.backends``: guessing reads 16 bytes of a
+file, and the reading layers (dask, zarr, our builder) are imported only
+when this engine opens a beamtime.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
-from ..beamtime.errors import BeamtimeError
-from ..beamtime.format import Database
-from ..datasets.engine import RunEngine, split_group
+from xarray.backends import BackendEntrypoint
 
-__all__ = ["ResonanceBackendEntrypoint", "split_group"]
+__all__ = ["ResonanceBackendEntrypoint"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-class ResonanceBackendEntrypoint(RunEngine):
+class ResonanceBackendEntrypoint(BackendEntrypoint):
     """Open ALS RSoXS beamtimes (``NAME.db`` + ``NAME.zarr``) with xarray.
 
     ``group`` names a run by uid or unique prefix, optionally followed by a
@@ -38,21 +41,51 @@ class ResonanceBackendEntrypoint(RunEngine):
 
     The database connection is closed before the Dataset is returned: the
     Dataset reads frames from the Zarr store only. The reading itself is
-    :class:`~intake_resonance.datasets.engine.RunEngine`'s; this class adds
-    what xarray asks of an installed engine.
+    :class:`~intake_resonance.datasets.engine.RunEngine`'s (over the one
+    builder), imported when a beamtime is opened.
     """
 
     description = "ALS RSoXS beamtimes (SQLite + Zarr) as runs and streams"
+    open_dataset_parameters = ("filename_or_obj", "drop_variables", "group", "frame_chunks")
+    supports_groups = True
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         if not isinstance(filename_or_obj, (str, os.PathLike)):
             return False
-        path = Path(filename_or_obj)
         try:
-            with open(path, "rb") as fh:
-                if fh.read(16) != b"SQLite format 3\x00":
-                    return False
-            with Database(path):  # checks the beamtime tables and schema version
-                return True
-        except (OSError, BeamtimeError):
+            from ..beamtime.format import read_head  # stdlib and sqlite3 only
+
+            if read_head(os.fspath(filename_or_obj), 0, 16) != _SQLITE_MAGIC:
+                return False  # what every other file stops at: 16 bytes read
+            from ..beamtime.errors import BeamtimeError
+            from ..beamtime.format import Database
+
+            try:
+                with Database(os.fspath(filename_or_obj)):  # checks the beamtime tables and schema version
+                    return True
+            except BeamtimeError:
+                return False
+        except OSError:
             return False
+
+    def open_dataset(
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        frame_chunks: Any = None,
+    ) -> Any:
+        from ..datasets.engine import RunEngine
+
+        return RunEngine().open_dataset(filename_or_obj, drop_variables=drop_variables, group=group, frame_chunks=frame_chunks)
+
+    def open_groups_as_dict(self, filename_or_obj: Any, **kwargs: Any) -> Any:
+        from ..datasets.engine import RunEngine
+
+        return RunEngine().open_groups_as_dict(filename_or_obj, **kwargs)
+
+    def open_datatree(self, filename_or_obj: Any, **kwargs: Any) -> Any:
+        from ..datasets.engine import RunEngine
+
+        return RunEngine().open_datatree(filename_or_obj, **kwargs)
