@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from conftest import IMAGE_KEYS, T0, write_rsoxs
 
+from intake_resonance import RunSet
 from intake_resonance.beamtime.errors import FramesMissingError, RunNotFoundError
 from intake_resonance.beamtime.records import column_array as column_to_array
 from intake_resonance.datasets.open import frame_chunks, open_run_dataset, open_run_tree
@@ -22,8 +23,9 @@ def test_nexafs_scalars_coords_and_attrs(beamtime):
     ds = open_run_dataset(beamtime.path, uid)
     written = beamtime.events["nexafs"]
     assert ds.sizes == {"time": len(written)}
-    assert list(ds.data_vars) == ["energy_position", "i0", "photodiode"]
-    for name in ds.data_vars:
+    assert list(ds.data_vars) == ["i0", "photodiode"]  # readings
+    assert ds.energy_position.dims == ("time",) and "energy_position" in ds.coords  # a motor: a coordinate
+    for name in ("energy_position", "i0", "photodiode"):
         assert ds[name].dtype == np.float64
         np.testing.assert_array_equal(ds[name].values, [e[name] for e in written])
     # baseline took seq_num 1, so primary continues at 2
@@ -269,3 +271,17 @@ def test_computes_on_distributed_process_workers(beamtime, process_client):
     total = process_client.compute(ds.detector_image.sum()).result()
     np.testing.assert_allclose(mean.values, beamtime.frames["rsoxs"].mean(0))
     assert int(total) == int(beamtime.frames["rsoxs"].sum())
+
+
+def test_motors_are_coordinates_that_survive_arithmetic_groupby_and_sel(beamtime):
+    ds = open_run_dataset(beamtime.path, beamtime.uids["rsoxs"])
+    assert "energy_position" in ds.coords and "i0" not in ds.coords
+    ratio = ds.detector_image / ds.exposure
+    assert "energy_position" in ratio.coords  # arithmetic keeps coordinates, not data variables
+    means = ds.detector_image.groupby("energy_position").mean()
+    energies = sorted({e["energy_position"] for e in beamtime.events["rsoxs"]})
+    assert list(means.energy_position.values) == energies
+    one = ds.set_xindex("energy_position").sel(energy_position=energies[2])
+    np.testing.assert_array_equal(one.detector_image.values, beamtime.frames["rsoxs"][2])
+    stacked = RunSet(beamtime.path).stack()
+    assert "energy_position" in stacked.coords

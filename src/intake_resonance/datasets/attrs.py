@@ -12,7 +12,7 @@ import orjson
 from ..beamtime import records
 from ..beamtime.format import Database
 
-__all__ = ["netcdf_safe", "run_attrs", "safe_attrs", "where"]
+__all__ = ["is_scanned_axis", "netcdf_safe", "run_attrs", "safe_attrs", "where"]
 
 
 def netcdf_safe(value: Any) -> Any:
@@ -52,6 +52,17 @@ def safe_attrs(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     netCDF has no None, and an absent attribute reads the same.
     """
     return {str(k): netcdf_safe(v) for k, v in items if v is not None}
+
+
+def is_scanned_axis(descriptor: Any) -> bool:
+    """Whether a field is a scanned axis (its descriptor's ``source`` is ``motor``): a coordinate, not a reading.
+
+    Motors (``energy_position``, ``polarization_position``, ``sam_x_position``)
+    become coordinates along ``time`` in every Dataset, so ``groupby``,
+    arithmetic and ``.sel`` after ``set_xindex`` keep them; readings (``i0``,
+    ``photodiode``) stay data variables.
+    """
+    return isinstance(descriptor, dict) and descriptor.get("source") == "motor"
 
 
 def where(ds: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..beamtime.errors import RunNotFoundError
 from ..beamtime.format import Database
 from ..beamtime.frames import FrameStack
 from ..beamtime.names import image_dims, renamed_attrs, variable_names
-from .attrs import run_attrs, safe_attrs
+from .attrs import is_scanned_axis, run_attrs, safe_attrs
 
 __all__ = [
     "FrameArray", "build_run", "build_run_dataset", "event_times", "finish_run", "frame_chunks", "image_field_names",
@@ -252,7 +252,7 @@ def _build(
 
     ev = records.event_table(db, run.uid, stream, missing=None) if events is None else events  # column-wise, bounded memory
     n = len(ev)
-    coords = {
+    coords: dict[str, Any] = {
         "time": ("time", event_times(ev.time), {"timezone": "UTC"}),
         "seq_num": ("time", ev.seq_num),
     }
@@ -267,7 +267,8 @@ def _build(
             continue
         arr, is_2d = records.column_array(values)
         dims: tuple[str, ...] = ("time", f"{var}_dim_0") if is_2d else ("time",)
-        data_vars[var] = (dims, arr, _field_attrs(keys, name, var))
+        # A motor is a scanned axis: a coordinate along time, kept through arithmetic and groupby.
+        (coords if not is_2d and is_scanned_axis(keys.get(name)) else data_vars)[var] = (dims, arr, _field_attrs(keys, name, var))
     stacks: list[FrameStack] = []
     for name in image_names:
         var = var_names[name]

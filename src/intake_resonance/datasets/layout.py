@@ -7,7 +7,7 @@ from typing import Any
 from ..beamtime import records
 from ..beamtime.format import Database
 from ..beamtime.names import image_dims, variable_names
-from .attrs import run_attrs
+from .attrs import is_scanned_axis, run_attrs
 from .build import image_field_names, resolve_stream
 
 __all__ = ["run_layout"]
@@ -52,7 +52,9 @@ def run_layout(db: Database, uid: str, stream: str = "primary") -> dict[str, Any
     var_names = variable_names([f.name for f in infos if f.name not in image_names], image_names)
     dims: dict[str, int] = {"time": n}
     data_vars: dict[str, list[str]] = {}
+    coords = ["time", "seq_num"]
     by_name = {f.name: f for f in infos}
+    keys = {} if srec is None else srec.data_keys
     for f in infos:
         if f.name in image_names:
             continue
@@ -60,6 +62,8 @@ def run_layout(db: Database, uid: str, stream: str = "primary") -> dict[str, Any
         if len(f.shape) == 1:
             dims[f"{var}_dim_0"] = f.shape[0]
             data_vars[var] = ["time", f"{var}_dim_0"]
+        elif is_scanned_axis(keys.get(f.name)):
+            coords.append(var)  # a motor: a coordinate along time, as the builder makes it
         else:
             data_vars[var] = ["time"]
     for name in image_names:
@@ -71,5 +75,5 @@ def run_layout(db: Database, uid: str, stream: str = "primary") -> dict[str, Any
         fx, fy = image_dims(var)
         dims[fx], dims[fy] = shape[0], shape[1]
         data_vars[var] = ["time", fx, fy]
-    return {"attrs": attrs, "dims": dims, "data_vars": data_vars, "coords": ["time", "seq_num"]}
+    return {"attrs": attrs, "dims": dims, "data_vars": data_vars, "coords": coords}
 

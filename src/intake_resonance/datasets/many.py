@@ -36,7 +36,7 @@ from ..beamtime.errors import BeamtimeError, LayoutError
 from ..beamtime.format import Database
 from ..beamtime.names import variable_names
 from ..beamtime.records.arrays import with_missing
-from .attrs import run_attrs
+from .attrs import is_scanned_axis, run_attrs
 from .build import _field_attrs, build_run, event_times, finish_run, resolve_stream
 from .location import open_database
 from .stacking import run_label, shared_attrs, stack_runs
@@ -314,7 +314,12 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
         values = grid(arr)
         if "dtype" in attrs and attrs["dtype"] != "number" and str(attrs["dtype"]) != str(values.dtype):
             del attrs["dtype"]  # a padded int field is float now
-        data_vars[var] = xr.Variable((dim, "event"), values, attrs)
+        if is_scanned_axis(next((keys_of[i].get(name) for i in range(n_runs) if has[i]), None)):
+            # a motor: a coordinate, one row when every run scanned the same points (as xr.concat keeps it)
+            same = full and bool(has.all()) and bool((values == values[:1]).all())
+            coords[var] = xr.Variable("event", values[0], attrs) if same else xr.Variable((dim, "event"), values, attrs)
+        else:
+            data_vars[var] = xr.Variable((dim, "event"), values, attrs)
     return xr.Dataset(data_vars, coords=coords, attrs=shared_attrs(many.attrs))
 
 

@@ -13,8 +13,9 @@ are re-exported here.
 
 Layout (see the design notes): a ``time`` dimension with one row per event in
 ``seq_num`` order, coordinates ``time`` (datetime64[ns], UTC) and ``seq_num``;
-one variable per scalar field; one lazy variable per image field with dims
-``(time, <field>_x, <field>_y)``. Attributes are netCDF-safe.
+one variable per scalar field, except that a motor (descriptor ``source:
+motor``) is a coordinate along ``time``; one lazy variable per image field
+with dims ``(time, <field>_x, <field>_y)``. Attributes are netCDF-safe.
 
 Typing rules for scalar fields, applied to the values present (a missing
 field and a JSON ``null`` are treated alike):

@@ -183,6 +183,12 @@ def _fill_missing(parts: list[xr.Dataset]) -> list[xr.Dataset]:
         for k, arr in p.data_vars.items():
             if isinstance(arr.data, dask.array.Array):
                 templates.setdefault(k, arr.variable)
+    # Coordinates some runs have (a motor another run did not record): all missing where absent.
+    axes: dict[Any, xr.Variable] = {}
+    for p in parts:
+        for k, c in p.coords.items():
+            if k not in p.indexes and k not in ("time", "seq_num"):
+                axes.setdefault(k, c.variable)
     out = []
     for p in parts:
         missing = {}
@@ -190,7 +196,13 @@ def _fill_missing(parts: list[xr.Dataset]) -> list[xr.Dataset]:
             if k not in p.variables and all(p.sizes.get(d) in (None, n) for d, n in v.sizes.items()):
                 dtype, fill = with_missing(v.dtype)
                 missing[k] = xr.Variable(v.dims, dask.array.full(v.shape, fill, dtype=dtype, chunks=v.data.chunks), v.attrs)
-        out.append(p.assign(missing) if missing else p)
+        lacking = {}
+        for k, v in axes.items():
+            if k not in p.variables and all(d in p.sizes for d in v.dims):
+                dtype, fill = with_missing(v.dtype)
+                lacking[k] = xr.Variable(v.dims, np.full([p.sizes[d] for d in v.dims], fill, dtype=dtype), v.attrs)
+        p = p.assign(missing) if missing else p
+        out.append(p.assign_coords(lacking) if lacking else p)
     return out
 
 

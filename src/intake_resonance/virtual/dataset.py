@@ -92,7 +92,7 @@ def virtual_run_dataset(db: Database, store: BeamtimeStore, uid: str, stream: st
     ds, stacks = build_run(db, uid, stream)
     try:
         for name, var in ds.variables.items():
-            if var.dtype == object:  # text with gaps, mixed kinds, ragged lists
+            if var.dtype == object and not _all_text(var.values):  # text with gaps, mixed kinds, ragged lists
                 ds.close()
                 raise NotVirtualizableError(
                     f"variable {name!r} holds Python objects (text with missing values, mixed kinds or ragged lists): "
@@ -118,3 +118,8 @@ def virtual_run_dataset(db: Database, store: BeamtimeStore, uid: str, stream: st
         ds.close()
     out.encoding = {}
     return VirtualRun(out, maps)
+
+
+def _all_text(values: Any) -> bool:
+    """Whether an object array holds strings only (Zarr stores them as variable-length text and reads them back so)."""
+    return all(isinstance(v, str) for v in values.ravel())
