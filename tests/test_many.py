@@ -306,3 +306,20 @@ def test_crafted_statistics_cannot_slow_a_many_run_read(tmp_path):
         crafted_steps, crafted_out = _steps(crafted, read)
         assert crafted_out == plain_out, name
         assert crafted_steps <= 2 * plain_steps + 20 * STEP, (name, plain_steps, crafted_steps)
+
+
+def test_text_columns_stack_in_bulk_as_run_by_run(tmp_path):
+    from intake_resonance.datasets.stacking import stack_runs
+
+    path = tmp_path / "bt.db"
+    with BeamtimeWriter(path) as w:
+        uids = []
+        for k, n in enumerate((3, 5)):  # unequal lengths: the shorter run is padded
+            uids.append(w.open_run("scan", time=T0 + 100 * k))
+            w.open_stream("primary", {}, time=T0 + 100 * k)
+            for i in range(n):
+                w.write_event({"e": float(i), "note": "n" * (i + 1)}, time=T0 + 100 * k + i + 1)
+            w.close_run("success", time=T0 + 100 * k + 50)
+    bulk = stack_many(path, uids)
+    xr.testing.assert_identical(bulk, stack_runs([open_run_dataset(path, u) for u in uids]))
+    assert bulk.note.dtype == object and bulk.note.values[1].tolist() == ["n", "nn", "nnn", "nnnn", "nnnnn"]

@@ -121,3 +121,19 @@ def test_a_stale_repository_is_noticed_and_referenced_anew(tmp_path, beamtime):
     missing = CliRunner().invoke(cli, ["virtualize", str(beamtime.path), "-o", str(none), "--verify"])
     assert missing.exit_code == 2 and "no virtual repository here to verify" in missing.stderr
     assert not os.path.exists(none)  # verifying writes nothing
+
+
+def test_a_rust_panic_in_icechunk_is_one_line(tmp_path, beamtime, monkeypatch):
+    import icechunk
+
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic (not an Exception)
+        pass
+
+    def panics(*args, **kwargs):
+        raise PanicException("called `Result::unwrap()` on an `Err` value: Os { code: 30, kind: ReadOnlyFilesystem }")
+
+    monkeypatch.setattr(icechunk.Repository, "create", panics)
+    result = CliRunner().invoke(cli, ["virtualize", str(beamtime.path), "-o", str(tmp_path / "repo")])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot create an Icechunk repository here" in lines[0] and "ReadOnlyFilesystem" in lines[0]

@@ -274,10 +274,11 @@ def _stack_numpy(many: ManyRuns, dim: str, by: str | None) -> xr.Dataset | None:
     arrays: dict[str, np.ndarray] = {}
     for name, values in ev.columns.items():
         arr, is_2d = records.column_array(values)
-        if is_2d or arr.dtype.kind not in "iufbU":
+        text = arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr)  # variable-width text, no gaps
+        if is_2d or not (arr.dtype.kind in "iufbU" or text):
             return None  # lists, mixed kinds, strings with gaps: xarray's rules apply
         has = _runs_with(arr, offsets, counts)
-        if arr.dtype.kind in "bU" and not has[counts > 0].all():
+        if (arr.dtype.kind in "bU" or text) and not has[counts > 0].all():
             return None
         present[name], arrays[name] = has, arr
     full = bool((counts == width).all())

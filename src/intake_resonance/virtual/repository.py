@@ -43,6 +43,7 @@ from ..beamtime.errors import NotVirtualizableError, VirtualTargetError
 from ..beamtime.format import zarr_path_for
 
 __all__ = [
+    "rust_failure",
     "CONTAINER",
     "LAYOUT_VERSION",
     "MARK",
@@ -163,8 +164,10 @@ def open_repository(target: Path, beamtime: Path) -> tuple[Any, bool]:
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         try:
             return icechunk.Repository.create(storage, config, authorize_virtual_chunk_access=auth), True
-        except icechunk.IcechunkError as exc:
-            raise VirtualTargetError(f"cannot create an Icechunk repository here: {first_line(exc)}", target) from exc
+        except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException (see rust_failure)
+            if not rust_failure(exc):
+                raise
+            raise VirtualTargetError(f"cannot create an Icechunk repository here: {first_line(exc)}", target) from None
     if not target.is_dir() or not icechunk.Repository.exists(storage):
         raise VirtualTargetError("already exists and is not an Icechunk repository (give a new or empty folder)", target)
     store = _recorded_store(storage, target)
@@ -258,6 +261,18 @@ def _local_access(prefix: str) -> dict[str, Any]:
     import icechunk
 
     return {prefix: icechunk.credentials.LocalFileSystemAccess}
+
+
+def rust_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is Icechunk's error or a Rust panic in it, which pyo3 raises as ``PanicException``.
+
+    A panic (a place Icechunk cannot write, on some releases) derives from
+    ``BaseException`` and prints Rust's backtrace: it becomes one line of
+    ours like any Icechunk error.
+    """
+    import icechunk
+
+    return isinstance(exc, icechunk.IcechunkError) or type(exc).__name__ == "PanicException"
 
 
 def first_line(exc: BaseException) -> str:

@@ -41,7 +41,7 @@ from ..beamtime.store import BeamtimeStore
 from ..datasets.attrs import run_attrs
 from ..datasets.location import open_database
 from .dataset import VirtualRun, encoded_attrs, virtual_run_dataset
-from .repository import CONTAINER, MARK, check_target, first_line, new_mark, open_repository, read_mark
+from .repository import CONTAINER, MARK, check_target, first_line, new_mark, open_repository, read_mark, rust_failure
 
 __all__ = ["VirtualizeReport", "verify_virtual", "virtualize"]
 
@@ -139,8 +139,11 @@ def virtualize(
         report = VirtualizeReport(out, created=created)
         try:
             _append(repo, db, store, uids, report, skip_unmappable=skip_unmappable, progress=bool(progress))
-        except _icechunk_errors() as exc:  # a repository Icechunk cannot write (or another writer got there first)
-            raise VirtualTargetError(f"Icechunk could not write the repository: {first_line(exc)}", out) from exc
+        except BaseException as exc:  # noqa: BLE001 - Icechunk's errors and its Rust panics (a BaseException)
+            # a repository Icechunk cannot write (or another writer got there first)
+            if not (isinstance(exc, _icechunk_errors()) or rust_failure(exc)):
+                raise
+            raise VirtualTargetError(f"Icechunk could not write the repository: {first_line(exc)}", out) from None
     return report
 
 
