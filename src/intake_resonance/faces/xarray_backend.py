@@ -19,7 +19,6 @@ when this engine opens a beamtime.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any
 
 from xarray.backends import BackendEntrypoint
@@ -68,17 +67,10 @@ class ResonanceBackendEntrypoint(BackendEntrypoint):
         except OSError:
             return False
 
-    def open_dataset(
-        self,
-        filename_or_obj: Any,
-        *,
-        drop_variables: str | Iterable[str] | None = None,
-        group: str | None = None,
-        frame_chunks: Any = None,
-    ) -> Any:
+    def open_dataset(self, filename_or_obj: Any, **kwargs: Any) -> Any:  # the parameters: open_dataset_parameters
         from ..datasets.engine import RunEngine
 
-        return RunEngine().open_dataset(filename_or_obj, drop_variables=drop_variables, group=group, frame_chunks=frame_chunks)
+        return RunEngine().open_dataset(filename_or_obj, **kwargs)
 
     def open_groups_as_dict(self, filename_or_obj: Any, **kwargs: Any) -> Any:
         from ..datasets.engine import RunEngine
