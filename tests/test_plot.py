@@ -110,3 +110,23 @@ def test_spectrum_and_non_grid_runs_stay_curves(tmp_path: Path) -> None:
     np.testing.assert_allclose(line.get_ydata(), [e["photodiode"] / e["i0"] for e in events])
     with pytest.raises(NothingToPlotError):
         plot_run(open_run_dataset(path, uid, "baseline").isel(time=slice(0, 0)))
+
+
+def test_plots_tell_the_truth(demo_db: Path, tmp_path: Path) -> None:
+    from intake_resonance import RunSet
+
+    runs = RunSet(demo_db)
+    nexafs = runs.open(runs.narrow(plan_name="nexafs", sample="PS").key(0))
+    ax = plot_run(nexafs).axes[0]
+    assert ax.get_ylabel() == "photodiode / i0 (a ratio, not edge-normalised)"
+    baseline = plot_run(runs.open(runs.narrow(plan_name="nexafs").key(0), "baseline"))
+    units = {a.get_ylabel().rsplit("[", 1)[-1] for a in baseline.axes}
+    assert len(baseline.axes) == len(units) >= 2 and {"mA]", "mm]"} <= units  # one axis per unit
+    lines = [line.get_label() for a in baseline.axes for line in a.get_lines()]
+    assert any(label.startswith("beam_current") for label in lines) and any(label.startswith("sam_x_position") for label in lines)
+    open_run = runs.narrow(status=None).key(-1)
+    aborted = runs.narrow(status="aborted").key(0)
+    assert "(open: still being written)" in plot_run(runs.open(open_run)).axes[0].get_title()
+    assert "(aborted)" in plot_run(runs.open(aborted)).axes[0].get_title()
+    assert "(" not in plot_run(nexafs).axes[0].get_title().splitlines()[0]  # a finished run says nothing more
+    baseline.savefig(tmp_path / "baseline.png")

@@ -10,7 +10,7 @@ What is drawn
 -------------
 - A run without image fields (NEXAFS): its scalar columns against
   ``energy_position``. When both ``photodiode`` and ``i0`` exist, the main
-  curve is ``photodiode / i0`` (the normalised absorption); otherwise every
+  curve is ``photodiode / i0`` (a ratio, labelled so: no edge normalisation); otherwise every
   numeric column is drawn.
 - A grid scan (two motors, here ``sam_x_position``/``sam_y_position``,
   visiting each point of a grid once): a 2-D map of ``photodiode / i0`` (or
@@ -56,12 +56,9 @@ def image_fields(ds: xr.Dataset) -> list[str]:
 
 
 def scalar_fields(ds: xr.Dataset) -> list[str]:
-    """Names of the numeric one-value-per-event variables of a run Dataset."""
-    return [
-        str(k)
-        for k, v in ds.data_vars.items()
-        if v.dims == ("time",) and v.dtype.kind in "iuf"
-    ]
+    """Names of the numeric one-value-per-event variables of a run Dataset: readings, then motors (coordinates)."""
+    names = [*ds.data_vars, *(k for k in ds.coords if k not in ("time", "seq_num"))]
+    return [str(k) for k in names if ds[k].dims == ("time",) and ds[k].dtype.kind in "iuf"]
 
 
 def _title(ds: xr.Dataset, extra: str = "") -> str:
@@ -69,6 +66,11 @@ def _title(ds: xr.Dataset, extra: str = "") -> str:
     parts = [str(attrs.get("uid", "?"))[:8], str(attrs.get("plan_name", "?")), str(attrs.get("sample_name", "no sample"))]
     if attrs.get("stream", "primary") != "primary":
         parts.append(f"[{attrs['stream']}]")
+    status = attrs.get("exit_status")
+    if "uid" in attrs and status is None:
+        parts.append("(open: still being written)")
+    elif status is not None and status != "success":
+        parts.append(f"({status})")
     return "  ".join(parts) + (f"\n{extra}" if extra else "")
 
 
@@ -94,13 +96,26 @@ def _plot_scalars(ax: Any, ds: xr.Dataset) -> None:
     if "photodiode" in columns and "i0" in columns:
         y = np.asarray(ds["photodiode"].values, float) / np.asarray(ds["i0"].values, float)
         ax.plot(x[order], y[order], style, lw=1.5, ms=3, label="photodiode / i0")
-        ax.set_ylabel("photodiode / i0 (normalised)")
+        ax.set_ylabel("photodiode / i0 (a ratio, not edge-normalised)")
+        ax.legend(loc="best", fontsize="small")
     else:
+        # One axis per unit: a beam current in mA never shares a scale with positions in mm.
+        groups: dict[str, list[str]] = {}
         for name in columns:
-            ax.plot(x[order], np.asarray(ds[name].values, float)[order], style, lw=1.2, ms=3, label=_label(ds, name))
-        ax.set_ylabel("value")
+            groups.setdefault(str(ds[name].attrs.get("units", "")), []).append(name)
+        handles: list[Any] = []
+        for k, (units, names) in enumerate(groups.items()):
+            axis = ax if k == 0 else ax.twinx()
+            if k > 1:
+                axis.spines["right"].set_position(("axes", 1 + 0.15 * (k - 1)))
+            for name in names:
+                color = f"C{len(handles)}"
+                (line,) = axis.plot(x[order], np.asarray(ds[name].values, float)[order], style, lw=1.2, ms=3,
+                                    color=color, label=_label(ds, name))
+                handles.append(line)
+            axis.set_ylabel(f"{', '.join(names)}" + (f" [{units}]" if units else ""))
+        ax.legend(handles=handles, loc="best", fontsize="small")
     ax.set_xlabel(xlabel)
-    ax.legend(loc="best", fontsize="small")
     ax.grid(True, alpha=0.3)
 
 
